@@ -1,0 +1,181 @@
+"""Settings, read once from the environment and an optional ``.env`` file.
+
+The provider settings keep the names the providers' own documents use (``FAL_KEY``,
+``FAL_QUEUE_URL``, ...); everything of the bot's own is under the ``PIKABOT_`` prefix.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.models import PikaModel
+
+
+class ProviderName(StrEnum):
+    """The gateways the bot can use (``PIKA_PROVIDER``)."""
+
+    FAL = "fal"
+    AIGATEWAY = "aigateway"
+    ONEMIN = "onemin"
+    PIXAZO = "pixazo"
+
+
+class Period(StrEnum):
+    """How often a guild's allowance starts again."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class LogFormat(StrEnum):
+    """``auto`` is a coloured console in a terminal and JSON lines otherwise."""
+
+    AUTO = "auto"
+    CONSOLE = "console"
+    JSON = "json"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=False,
+        case_sensitive=False,
+    )
+
+    # Discord
+    discord_token: SecretStr | None = Field(default=None, validation_alias=_env("DISCORD_TOKEN"))
+    dev_guild_id: int | None = Field(default=None, validation_alias=_env("PIKABOT_DEV_GUILD_ID"))
+
+    # Providers: names fixed by the providers' own documents.
+    provider: ProviderName = Field(default=ProviderName.FAL, validation_alias=_env("PIKA_PROVIDER"))
+    fal_key: SecretStr | None = Field(default=None, validation_alias=_env("FAL_KEY"))
+    fal_queue_url: HttpUrl = Field(
+        default=HttpUrl("https://queue.fal.run"), validation_alias=_env("FAL_QUEUE_URL")
+    )
+    aigateway_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("AIGATEWAY_API_KEY")
+    )
+    aigateway_base_url: HttpUrl = Field(
+        default=HttpUrl("https://api.aigateway.sh"), validation_alias=_env("AIGATEWAY_BASE_URL")
+    )
+    onemin_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ONEMIN_API_KEY"))
+    onemin_base_url: HttpUrl = Field(
+        default=HttpUrl("https://api.1min.ai"), validation_alias=_env("ONEMIN_BASE_URL")
+    )
+    pixazo_api_key: SecretStr | None = Field(default=None, validation_alias=_env("PIXAZO_API_KEY"))
+    pixazo_base_url: HttpUrl = Field(
+        default=HttpUrl("https://gateway.pixazo.ai"), validation_alias=_env("PIXAZO_BASE_URL")
+    )
+
+    # The bot's own
+    database: Path = Field(
+        default=Path("data/pikabot.sqlite3"), validation_alias=_env("PIKABOT_DATABASE")
+    )
+    default_model: PikaModel = Field(
+        default=PikaModel.V2_2, validation_alias=_env("PIKABOT_DEFAULT_MODEL")
+    )
+    poll_interval: Seconds = Field(default=2.0, validation_alias=_env("PIKABOT_POLL_INTERVAL"))
+    job_deadline: timedelta = Field(
+        default=timedelta(minutes=20), validation_alias=_env("PIKABOT_JOB_DEADLINE")
+    )
+    status_edit_interval: Seconds = Field(
+        default=3.0, validation_alias=_env("PIKABOT_STATUS_EDIT_INTERVAL")
+    )
+    default_allowance: int = Field(
+        default=200, ge=0, validation_alias=_env("PIKABOT_DEFAULT_ALLOWANCE")
+    )
+    allowance_period: Period = Field(
+        default=Period.DAILY, validation_alias=_env("PIKABOT_ALLOWANCE_PERIOD")
+    )
+    credits_per_usd: int = Field(default=100, ge=1, validation_alias=_env("PIKABOT_CREDITS_PER_USD"))
+    max_download_mb: int = Field(
+        default=500, ge=1, le=4096, validation_alias=_env("PIKABOT_MAX_DOWNLOAD_MB")
+    )
+    max_concurrent_jobs: int = Field(
+        default=50, ge=1, validation_alias=_env("PIKABOT_MAX_CONCURRENT_JOBS")
+    )
+    log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PIKABOT_LOG_FORMAT"))
+    log_level: str = Field(default="INFO", validation_alias=_env("PIKABOT_LOG_LEVEL"))
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    def provider_key(self) -> SecretStr | None:
+        """The API key of the configured provider."""
+        return {
+            ProviderName.FAL: self.fal_key,
+            ProviderName.AIGATEWAY: self.aigateway_api_key,
+            ProviderName.ONEMIN: self.onemin_api_key,
+            ProviderName.PIXAZO: self.pixazo_api_key,
+        }[self.provider]
+
+    def provider_key_name(self) -> str:
+        """The environment variable that holds the configured provider's key."""
+        return {
+            ProviderName.FAL: "FAL_KEY",
+            ProviderName.AIGATEWAY: "AIGATEWAY_API_KEY",
+            ProviderName.ONEMIN: "ONEMIN_API_KEY",
+            ProviderName.PIXAZO: "PIXAZO_API_KEY",
+        }[self.provider]
+
+    def secrets(self) -> list[str]:
+        """Every secret value that is set, for the log redactor."""
+        values = [self.discord_token, self.fal_key, self.aigateway_api_key]
+        values += [self.onemin_api_key, self.pixazo_api_key]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+class SettingsError(Exception):
+    """A missing or invalid setting, described in one line that names it."""
+
+
+_ENV_NAMES = {
+    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices) else name)
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(*, need_discord: bool, need_provider: bool, **overrides: object) -> Settings:
+    """Read the settings; raise :class:`SettingsError` with one clear line on any problem."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        env_name = _ENV_NAMES.get(field, field.upper())
+        raise SettingsError(f"{env_name} is invalid: {first['msg']}") from None
+    if need_discord and (
+        settings.discord_token is None or not settings.discord_token.get_secret_value()
+    ):
+        raise SettingsError("DISCORD_TOKEN is not set: put the bot token in the environment or .env")
+    if need_provider:
+        key = settings.provider_key()
+        if key is None or not key.get_secret_value():
+            raise SettingsError(
+                f"{settings.provider_key_name()} is not set: PIKA_PROVIDER={settings.provider.value}"
+                " needs its API key in the environment or .env"
+            )
+    return settings

@@ -1,0 +1,125 @@
+"""The contract every provider implements, and the data it exchanges with the job service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from bot.models import AspectRatio, GenerationRequest, Mode, PikaModel, Resolution
+from bot.pricing import PriceTable
+
+
+class StatusKind(StrEnum):
+    """A provider's job state, reduced to what the job service acts on."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHandle:
+    """What we must keep to find a submitted job again, also after a restart.
+
+    ``data`` holds provider-specific URLs or ids (fal's ``status_url``/``response_url``);
+    it is stored as JSON in the job row, so keep values plain strings.
+    """
+
+    request_id: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, str]:
+        """A JSON-ready dict for the job row."""
+        return {"request_id": self.request_id, **self.data}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, str]) -> ProviderHandle:
+        """Rebuild a handle from :meth:`to_json` output."""
+        data = {k: v for k, v in raw.items() if k != "request_id"}
+        return cls(request_id=raw["request_id"], data=data)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    """Where the finished video can be downloaded."""
+
+    video_url: str
+    content_type: str | None = None
+    file_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    """One observation of a submitted job.
+
+    A ``COMPLETED`` status from :meth:`Provider.watch` always carries ``result``; a failed
+    generation is raised as a :class:`~bot.providers.errors.ProviderError` instead.
+    """
+
+    kind: StatusKind
+    queue_position: int | None = None
+    logs: tuple[str, ...] = ()
+    result: ProviderResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can make; front ends offer only this."""
+
+    models: frozenset[PikaModel]
+    modes: frozenset[Mode] = frozenset({Mode.TEXT})
+    durations: frozenset[int] = frozenset({5, 10})
+    resolutions: frozenset[Resolution] = frozenset(Resolution)
+    aspects: frozenset[AspectRatio] = frozenset(AspectRatio)
+    max_images: int = 0
+    can_cancel: bool = False
+
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        """A user-safe sentence naming what the request asks that this provider lacks."""
+        if request.model not in self.models:
+            return f"{request.model.label} is not available on this bot's video service."
+        if request.mode not in self.modes:
+            return f"This bot's video service cannot make {request.mode.value}-to-video clips."
+        if request.duration not in self.durations:
+            return f"{request.duration}-second clips are not available here."
+        if request.resolution not in self.resolutions:
+            return f"{request.resolution.value} is not available here."
+        if request.aspect not in self.aspects and request.mode is not Mode.IMAGE:
+            return f"The {request.aspect.value} aspect ratio is not available here."
+        if len(request.image_urls) > max(self.max_images, 0) and request.mode is not Mode.TEXT:
+            return f"At most {self.max_images} images are accepted here."
+        return None
+
+
+class Provider(Protocol):
+    """A text-to-video gateway. Implementations live one per module in ``bot/providers``."""
+
+    name: str
+    """Short id, as in ``PIKA_PROVIDER``."""
+    capabilities: Capabilities
+    poll_interval: float
+    """Seconds between status requests; the provider's documented minimum or more."""
+    prices: PriceTable
+    """The provider's public prices, from its document."""
+
+    async def submit(self, request: GenerationRequest) -> ProviderHandle:
+        """Send the request; return once the provider has accepted it."""
+        ...
+
+    async def status(self, handle: ProviderHandle) -> ProviderStatus:
+        """One status observation (no result fetch)."""
+        ...
+
+    def watch(self, handle: ProviderHandle) -> AsyncIterator[ProviderStatus]:
+        """Yield observations until the job ends; the last one is COMPLETED with a result.
+
+        Raises a ``ProviderError`` for a failed generation. Implementations choose how
+        (polling at ``poll_interval``, a server-sent event stream, a blocking call).
+        """
+        ...
+
+    async def cancel(self, handle: ProviderHandle) -> bool:
+        """Ask the provider to drop the job; False where it cannot."""
+        ...
