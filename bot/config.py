@@ -105,14 +105,18 @@ class Settings(BaseSettings):
     allowance_period: Period = Field(
         default=Period.DAILY, validation_alias=_env("PIKABOT_ALLOWANCE_PERIOD")
     )
-    credits_per_usd: int = Field(default=100, ge=1, validation_alias=_env("PIKABOT_CREDITS_PER_USD"))
+    credits_per_usd: int = Field(
+        default=100, ge=1, validation_alias=_env("PIKABOT_CREDITS_PER_USD")
+    )
     max_download_mb: int = Field(
         default=500, ge=1, le=4096, validation_alias=_env("PIKABOT_MAX_DOWNLOAD_MB")
     )
     max_concurrent_jobs: int = Field(
         default=50, ge=1, validation_alias=_env("PIKABOT_MAX_CONCURRENT_JOBS")
     )
-    log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias=_env("PIKABOT_LOG_FORMAT"))
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO, validation_alias=_env("PIKABOT_LOG_FORMAT")
+    )
     log_level: str = Field(default="INFO", validation_alias=_env("PIKABOT_LOG_LEVEL"))
 
     @field_validator("log_level")
@@ -153,7 +157,11 @@ class SettingsError(Exception):
 
 
 _ENV_NAMES = {
-    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices) else name)
+    name: (
+        field.validation_alias.choices[0]
+        if isinstance(field.validation_alias, AliasChoices)
+        else name
+    )
     for name, field in Settings.model_fields.items()
 }
 
@@ -170,12 +178,15 @@ def load_settings(*, need_discord: bool, need_provider: bool, **overrides: objec
     if need_discord and (
         settings.discord_token is None or not settings.discord_token.get_secret_value()
     ):
-        raise SettingsError("DISCORD_TOKEN is not set: put the bot token in the environment or .env")
+        raise SettingsError(
+            "DISCORD_TOKEN is not set: put the bot token in the environment or .env"
+        )
     if need_provider:
         key = settings.provider_key()
         if key is None or not key.get_secret_value():
             raise SettingsError(
-                f"{settings.provider_key_name()} is not set: PIKA_PROVIDER={settings.provider.value}"
+                f"{settings.provider_key_name()} is not set:"
+                f" PIKA_PROVIDER={settings.provider.value}"
                 " needs its API key in the environment or .env"
             )
     return settings

@@ -48,7 +48,9 @@ def quote(table: PriceTable, request: GenerationRequest, credits_per_usd: int) -
     """Price ``request``; credits are rounded up so the ledger never under-counts spend."""
     usd = table.usd_for(request)
     if usd is None:
-        raise Unpriced(f"no price for {request.model.label} {request.resolution} {request.duration}s")
+        raise Unpriced(
+            f"no price for {request.model.label} {request.resolution} {request.duration}s"
+        )
     return Quote(credits=max(1, math.ceil(usd * credits_per_usd)), usd=usd)
 
 
@@ -61,7 +63,10 @@ def scaled_table(base_720p_5s: Mapping[PikaModel, Decimal]) -> dict[PriceKey, De
     """
     table: dict[PriceKey, Decimal] = {}
     for model, base in base_720p_5s.items():
-        for resolution, factor in ((Resolution.HD, Decimal(1)), (Resolution.FULL_HD, Decimal("2.25"))):
+        for resolution, factor in (
+            (Resolution.HD, Decimal(1)),
+            (Resolution.FULL_HD, Decimal("2.25")),
+        ):
             for duration in (5, 10):
                 table[(model, resolution, duration)] = base * factor * (duration // 5)
     return table

@@ -1,0 +1,148 @@
+"""The composition root of the Discord bot: builds the core, loads the cogs, syncs commands.
+
+This is the only module in ``bot/`` that imports ``discord``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import signal
+from typing import Any
+
+import discord
+import structlog
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.services import Services
+from cogs import EXTENSIONS
+from cogs.errors import PikaTree
+
+log = structlog.get_logger(__name__)
+
+INTENTS = discord.Intents(guilds=True, guild_reactions=True)
+"""No privileged intents: slash commands and raw reactions need none."""
+
+
+class PikaBot(commands.Bot):
+    """The bot: owns the services for its lifetime and closes them on shutdown."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        sync_commands: bool | None = None,
+        resume_jobs: bool = True,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=INTENTS,
+            tree_cls=PikaTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=None,
+            chunk_guilds_at_startup=False,
+        )
+        self.services = services
+        self._sync = sync_commands  # None: sync only if the command set changed
+        self._resume = resume_jobs
+
+    async def setup_hook(self) -> None:
+        """Load the cogs (one failing is logged, the rest load) and sync commands on purpose."""
+        for name in EXTENSIONS:
+            try:
+                await self.load_extension(name)
+            except commands.ExtensionError:
+                log.exception("cog.load_failed", extension=name)
+        if self._sync is not False:
+            await self.sync_commands(force=bool(self._sync))
+        if self._resume:
+            await self.resume_jobs()
+
+    async def resume_jobs(self) -> None:
+        """Carry on the jobs that were running when the bot last stopped."""
+        from cogs.pika import PikaCog
+
+        cog = self.get_cog(PikaCog.__cog_name__)
+        if not isinstance(cog, PikaCog):
+            log.error("jobs.not_resumed", reason="the pika cog is not loaded")
+            return
+        resumed = await self.services.jobs.resume(cog.observer)
+        log.info("jobs.resumed", count=len(resumed))
+
+    def _scope(self) -> discord.Object | None:
+        guild_id = self.services.settings.dev_guild_id
+        return discord.Object(guild_id) if guild_id else None
+
+    def command_payload(self) -> list[dict[str, Any]]:
+        """The commands as Discord receives them, for change detection."""
+        return [command.to_dict(self.tree) for command in self.tree.get_commands()]
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync to the dev guild if one is set, else globally; only if changed unless forced."""
+        scope = self._scope()
+        digest = hashlib.sha256(
+            json.dumps(self.command_payload(), sort_keys=True).encode()
+        ).hexdigest()
+        key = f"commands_hash:{scope.id if scope else 'global'}"
+        row = await self.services.store.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
+        if not force and row is not None and row["value"] == digest:
+            log.info("commands.unchanged", scope=key)
+            return False
+        if scope is not None:
+            self.tree.copy_global_to(guild=scope)
+        synced = await self.tree.sync(guild=scope)
+        async with self.services.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, digest),
+            )
+        log.info("commands.synced", scope=key, count=len(synced))
+        return True
+
+    async def on_ready(self) -> None:
+        """Log the connection (once per gateway session)."""
+        assert self.user is not None
+        log.info("discord.ready", user_id=self.user.id, guilds=len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop taking commands, suspend jobs (they resume next start), close the database."""
+        log.info("bot.closing")
+        await self.services.close()
+        await super().close()
+
+
+async def run_bot(settings: Settings, *, sync_commands: bool | None = None) -> None:
+    """Start the bot and run until SIGINT or SIGTERM, then shut down cleanly."""
+    assert settings.discord_token is not None
+    services = await Services.open(settings)
+    bot = PikaBot(services, sync_commands=sync_commands)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        stopper = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("bot.signal_received")
+        stopper.cancel()
+        if not bot.is_closed():
+            await bot.close()
+        if runner in done:
+            runner.result()  # surfaces LoginFailure and other start-up errors
+        else:
+            await asyncio.wait({runner}, timeout=10)
+
+
+async def sync_only(settings: Settings) -> None:
+    """Log in, sync the commands unconditionally, and log out (``pikabot sync``)."""
+    assert settings.discord_token is not None
+    services = await Services.open(settings)
+    bot = PikaBot(services, sync_commands=True, resume_jobs=False)
+    async with bot:
+        await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook: syncs

@@ -1,0 +1,125 @@
+"""Operator commands: ``pikabot run | sync | generate | check``.
+
+Every command reads the same settings; a missing or invalid one ends the command with a
+single line naming it (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pikabot", description="Pika text-to-video for Discord servers."
+    )
+    parser.add_argument("--version", action="version", version=f"pikabot {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="start the bot (needs DISCORD_TOKEN and the provider key)")
+    commands.add_parser("sync", help="sync the slash commands with Discord now")
+
+    generate = commands.add_parser("generate", help="make one clip from the terminal")
+    generate.add_argument("prompt")
+    generate.add_argument("--aspect", default=None, help="16:9 (default), 9:16, 1:1, 4:5, ...")
+    generate.add_argument("--duration", type=int, default=None, choices=(5, 10))
+    generate.add_argument("--resolution", default=None, choices=("720p", "1080p"))
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--negative", default=None, help="negative prompt")
+    generate.add_argument("--model", default=None, help="2.2 (default), 2.1 or turbo")
+    generate.add_argument("--out", type=Path, default=Path("pika.mp4"), help="output file")
+    return parser
+
+
+def _settings(*, need_discord: bool, need_provider: bool) -> Settings:
+    settings = load_settings(need_discord=need_discord, need_provider=need_provider)
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pikabot`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "run":
+                from bot.app import run_bot
+
+                settings = _settings(need_discord=True, need_provider=True)
+                asyncio.run(run_bot(settings))
+                return EXIT_OK
+            case "sync":
+                from bot.app import sync_only
+
+                settings = _settings(need_discord=True, need_provider=True)
+                asyncio.run(sync_only(settings))
+                return EXIT_OK
+            case "generate":
+                settings = _settings(need_discord=False, need_provider=True)
+                return asyncio.run(_generate(settings, args))
+    except SettingsError as exc:
+        print(f"pikabot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:  # the one place a start-up failure is turned into a sentence
+        from bot.redact import redact_text
+
+        print(f"pikabot: {redact_text(_describe(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_USAGE
+
+
+def _describe(exc: Exception) -> str:
+    name = type(exc).__name__
+    if name == "LoginFailure":
+        return "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal."
+    if name == "PrivilegedIntentsRequired":
+        return "Discord refused a privileged intent; pikabot needs none, check the bot's settings."
+    return f"could not start ({name}); run with PIKABOT_LOG_LEVEL=DEBUG for details"
+
+
+async def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.jobs import RequestRefused
+    from bot.models import Origin
+    from bot.requests import RequestOptions, build_request
+    from bot.services import Services
+    from bot.terminal import TerminalObserver
+
+    options = RequestOptions(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        aspect=args.aspect,
+        duration=args.duration,
+        resolution=args.resolution,
+        seed=args.seed,
+        model=args.model,
+    )
+    services = await Services.open(settings)
+    try:
+        try:
+            request = build_request(options, default_model=settings.default_model)
+            job = await services.jobs.create(request, Origin.terminal())
+        except RequestRefused as refused:
+            print(f"pikabot: {refused.user_message}", file=sys.stderr)
+            return EXIT_USAGE
+        observer = TerminalObserver(args.out)
+        print(
+            f"pikabot: job {job.id} on {job.provider}: {job.cost} credits, seed {request.seed}",
+            file=sys.stderr,
+        )
+        await services.jobs.run(job, observer)
+        return EXIT_FAILED if observer.error else EXIT_OK
+    finally:
+        await services.close()

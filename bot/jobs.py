@@ -1,0 +1,349 @@
+"""The job service: from a request to a delivered video, with credits settled exactly once.
+
+One job moves through the states of :class:`~bot.models.JobState`. Each state is written to
+SQLite *before* the side effect it enables, so a process killed at any moment is carried on by
+:meth:`JobService.resume` without charging twice or losing the reservation:
+
+====================  =====================================================================
+state at restart      what resume does
+====================  =====================================================================
+PENDING               submit (nothing was sent yet)
+SUBMITTING            the submit may or may not have reached the provider and there is no
+                      way to ask it: the job fails and is refunded (the member is told the
+                      bot restarted); a clip the provider still makes is never posted
+QUEUED / GENERATING   follow the stored provider handle again
+DOWNLOADING           download again from the stored result URL
+POSTING               ask the front end whether the video was already posted; post if not
+====================  =====================================================================
+
+The video's delivery and the charge are one transaction with the DELIVERED state; every
+failure refunds in one transaction with the FAILED state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import structlog
+
+from bot.delivery import DownloadedVideo, download
+from bot.job_store import JobStore
+from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.pricing import Quote, Unpriced, quote
+from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
+from bot.providers.errors import DeadlineExceeded, ProviderError
+from bot.quotas import InsufficientCredits, Quotas
+from bot.store import Store, utcnow
+from bot.throttle import LatestWins
+
+log = structlog.get_logger(__name__)
+
+GENERIC_FAILURE = "Something went wrong on the bot's side. Your credits were refunded."
+RESTARTED_MID_SUBMIT = (
+    "The bot restarted while sending this request, so it was dropped. Your credits were refunded."
+)
+
+
+class JobObserver(Protocol):
+    """How a front end (Discord, the terminal) shows one job."""
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        """Show the job's live state (called throttled: latest state wins)."""
+        ...
+
+    async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
+        """Deliver the video; return the id of the message that holds it, if any."""
+        ...
+
+    async def already_delivered(self, job: Job) -> int | None:
+        """After a restart in POSTING: the id of a result message already posted, if any."""
+        ...
+
+    async def failed(self, job: Job, reason: str) -> None:
+        """Tell the member the job failed, with a user-safe reason."""
+        ...
+
+
+ObserverFactory = Callable[[Job], JobObserver]
+
+
+class RequestRefused(Exception):
+    """A request turned away before anything was reserved or sent."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class NotEnoughCredits(RequestRefused):
+    """The guild's balance is short; carries the figures for a helpful message."""
+
+    def __init__(self, shortfall: InsufficientCredits) -> None:
+        balance = shortfall.balance
+        super().__init__(
+            f"This clip costs {shortfall.cost} credits but the server has {balance.remaining}"
+            f" left. The allowance resets <t:{int(balance.resets_at.timestamp())}:R>."
+        )
+        self.cost = shortfall.cost
+        self.balance = balance
+
+
+@dataclass(frozen=True, slots=True)
+class JobLimits:
+    """Operational bounds of the service."""
+
+    deadline: timedelta = timedelta(minutes=20)
+    max_download_bytes: int = 500 * 1024 * 1024
+    status_interval: float = 3.0
+    max_concurrent: int = 50
+    download_dir: Path | None = None
+
+
+class JobService:
+    """Runs jobs: price, reserve, persist, submit, follow, download, deliver, settle."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        quotas: Quotas,
+        provider: Provider,
+        session: aiohttp.ClientSession,
+        credits_per_usd: int,
+        limits: JobLimits | None = None,
+    ) -> None:
+        self._store = store
+        self._quotas = quotas
+        self.jobs = JobStore(store)
+        self.provider = provider
+        self._session = session
+        self._credits_per_usd = credits_per_usd
+        self.limits = limits or JobLimits()
+        self._slots = asyncio.Semaphore(self.limits.max_concurrent)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._closing = False
+
+    # -- taking a request ------------------------------------------------------------------
+
+    def quote(self, request: GenerationRequest) -> Quote:
+        """Price a request on the configured provider, or refuse it with a clear reason."""
+        reason = self.provider.capabilities.unsupported(request)
+        if reason:
+            raise RequestRefused(reason)
+        try:
+            return quote(self.provider.prices, request, self._credits_per_usd)
+        except Unpriced:
+            raise RequestRefused("This combination of settings is not offered here.") from None
+
+    async def create(self, request: GenerationRequest, origin: Origin) -> Job:
+        """Price the request, reserve its credits and persist the job, in one transaction."""
+        if self._closing:
+            raise RequestRefused("The bot is restarting. Please try again in a minute.")
+        priced = self.quote(request)
+        async with self._store.transaction() as db:
+            try:
+                reservation = await self._quotas.reserve_in(
+                    db, origin.guild_id, origin.user_id, priced
+                )
+            except InsufficientCredits as short:
+                raise NotEnoughCredits(short) from None
+            job = await self.jobs.create(
+                db,
+                origin=origin,
+                request=request,
+                provider=self.provider.name,
+                cost=priced.credits,
+                reservation_id=reservation.id,
+            )
+        log.info(
+            "job.created",
+            job_id=job.id,
+            guild_id=origin.guild_id,
+            user_id=origin.user_id,
+            cost=job.cost,
+            provider=job.provider,
+        )
+        return job
+
+    def start(self, job: Job, observer: JobObserver) -> asyncio.Task[None]:
+        """Run ``job`` in the background; the task ends when the job is terminal."""
+        task = asyncio.create_task(self.run(job, observer), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        return task
+
+    async def attach_status_message(self, job: Job, message_id: int) -> None:
+        """Remember the message that shows the job's status."""
+        await self.jobs.update(job, status_message_id=message_id)
+
+    async def resume(self, observers: ObserverFactory) -> list[Job]:
+        """Carry on every job that was not finished when the process last stopped."""
+        jobs = await self.jobs.unfinished()
+        for job in jobs:
+            if job.id not in self._tasks:
+                log.info("job.resumed", job_id=job.id, state=job.state.value)
+                self.start(job, observers(job))
+        return jobs
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait until no job task is running; False if ``within`` seconds passed first."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=within)
+        return not pending
+
+    async def close(self) -> None:
+        """Stop taking jobs and stop the running ones where they are; they resume next start."""
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- running a job ---------------------------------------------------------------------
+
+    async def run(self, job: Job, observer: JobObserver) -> None:
+        """Drive ``job`` to a terminal state; safe to repeat for a job after a restart."""
+        bound = log.bind(job_id=job.id, guild_id=job.origin.guild_id, user_id=job.origin.user_id)
+        status: LatestWins[Progress] = LatestWins(
+            lambda p: observer.progress(job, p), min_interval=self.limits.status_interval
+        )
+        try:
+            async with self._slots:
+                await self._run(job, observer, status, bound)
+        except ProviderError as exc:
+            bound.warning("job.failed", error=type(exc).__name__, detail=str(exc))
+            await self._fail(job, observer, exc.user_message)
+        except asyncio.CancelledError:
+            bound.info("job.suspended", state=job.state.value)
+            raise
+        except Exception:
+            bound.exception("job.crashed")
+            await self._fail(job, observer, GENERIC_FAILURE)
+        finally:
+            await status.close()
+
+    async def _run(
+        self,
+        job: Job,
+        observer: JobObserver,
+        status: LatestWins[Progress],
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        if job.state is JobState.SUBMITTING:
+            await self._fail(job, observer, RESTARTED_MID_SUBMIT)
+            return
+        if job.state in (JobState.PENDING, JobState.QUEUED, JobState.GENERATING):
+            remaining = (job.created_at + self.limits.deadline - utcnow()).total_seconds()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    if job.state is JobState.PENDING:
+                        status.publish(Progress(JobState.PENDING))
+                        await self._submit(job, bound)
+                    result = await self._follow(job, status)
+            except TimeoutError:
+                await self._cancel_at_provider(job)
+                raise DeadlineExceeded(f"deadline of {self.limits.deadline} passed") from None
+            await self.jobs.update(
+                job, state=JobState.DOWNLOADING, extra={**job.extra, "video_url": result.video_url}
+            )
+        if job.state is JobState.DOWNLOADING:
+            status.publish(Progress(JobState.DOWNLOADING))
+            video = await download(
+                self._session,
+                job.extra["video_url"],
+                max_bytes=self.limits.max_download_bytes,
+                directory=self.limits.download_dir,
+                filename=f"pika-{job.id}.mp4",
+            )
+            try:
+                await self.jobs.update(job, state=JobState.POSTING, extra={**job.extra})
+                status.publish(Progress(JobState.POSTING))
+                await status.close()
+                message_id = await observer.delivered(job, video)
+            finally:
+                video.discard()
+            await self._finish(job, message_id, bound)
+            return
+        if job.state is JobState.POSTING:
+            message_id = await observer.already_delivered(job)
+            if message_id is None:
+                # Not posted before the restart: fetch and post it now.
+                await self.jobs.update(job, state=JobState.DOWNLOADING)
+                await self._run(job, observer, status, bound)
+                return
+            await self._finish(job, message_id, bound)
+
+    async def _submit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
+        await self.jobs.update(job, state=JobState.SUBMITTING)
+        handle = await self.provider.submit(job.request)
+        await self.jobs.update(
+            job, state=JobState.QUEUED, provider_handle=handle.to_json(), started_at=utcnow()
+        )
+        bound.info("job.submitted", provider=self.provider.name, request_id=handle.request_id)
+
+    async def _follow(self, job: Job, status: LatestWins[Progress]) -> ProviderResult:
+        assert job.provider_handle is not None
+        handle = ProviderHandle.from_json(job.provider_handle)
+        async for observed in self.provider.watch(handle):
+            if observed.kind is StatusKind.COMPLETED and observed.result is not None:
+                return observed.result
+            if observed.kind is StatusKind.QUEUED:
+                if job.state is not JobState.QUEUED:
+                    await self.jobs.update(job, state=JobState.QUEUED)
+                status.publish(Progress(JobState.QUEUED, queue_position=observed.queue_position))
+            elif observed.kind is StatusKind.RUNNING:
+                if job.state is not JobState.GENERATING:
+                    await self.jobs.update(job, state=JobState.GENERATING, started_at=utcnow())
+                status.publish(Progress(JobState.GENERATING))
+        raise ProviderError("the provider's status ended without a result")
+
+    async def _finish(
+        self, job: Job, message_id: int | None, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        async with self._store.transaction() as db:
+            if job.reservation_id is not None:
+                await self._quotas.charge_in(db, job.reservation_id, job_id=job.id)
+            await self.jobs.update_in(
+                db,
+                job,
+                state=JobState.DELIVERED,
+                result_message_id=message_id,
+                finished_at=utcnow(),
+            )
+        bound.info(
+            "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
+        )
+
+    async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
+        async with self._store.transaction() as db:
+            if job.reservation_id is not None:
+                await self._quotas.refund_in(db, job.reservation_id, job_id=job.id, reason=reason)
+            await self.jobs.update_in(
+                db, job, state=JobState.FAILED, error=reason, finished_at=utcnow()
+            )
+        try:
+            await observer.failed(job, reason)
+        except Exception:
+            log.warning("job.failure_not_shown", job_id=job.id, exc_info=True)
+
+    async def _cancel_at_provider(self, job: Job) -> None:
+        if job.provider_handle is None:
+            return
+        with contextlib.suppress(ProviderError, asyncio.TimeoutError):
+            async with asyncio.timeout(10):
+                await self.provider.cancel(ProviderHandle.from_json(job.provider_handle))
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 2) if end else None

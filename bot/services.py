@@ -1,0 +1,72 @@
+"""The core's object graph, built from Settings: one database, one HTTP session, one provider.
+
+Shared by the Discord bot and the terminal commands, so both run the very same core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot import __version__
+from bot.config import Settings
+from bot.jobs import JobLimits, JobService
+from bot.providers import build_provider
+from bot.providers.base import Provider
+from bot.quotas import Quotas
+from bot.store import Store
+
+USER_AGENT = f"pikabot/{__version__} (+https://github.com/pikabot/pikabot)"
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the front ends need; close it once with :meth:`close`."""
+
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    provider: Provider
+    quotas: Quotas
+    jobs: JobService
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        """Open the database (migrating it) and build the provider and services."""
+        store = await Store.open(settings.database)
+        session = aiohttp.ClientSession(
+            headers={"User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),
+        )
+        try:
+            provider = build_provider(settings, session)
+        except BaseException:
+            await session.close()
+            await store.close()
+            raise
+        quotas = Quotas(
+            store,
+            default_allowance=settings.default_allowance,
+            default_period=settings.allowance_period,
+        )
+        jobs = JobService(
+            store=store,
+            quotas=quotas,
+            provider=provider,
+            session=session,
+            credits_per_usd=settings.credits_per_usd,
+            limits=JobLimits(
+                deadline=settings.job_deadline,
+                max_download_bytes=settings.max_download_mb * 1024 * 1024,
+                status_interval=settings.status_edit_interval,
+                max_concurrent=settings.max_concurrent_jobs,
+            ),
+        )
+        return cls(settings, store, session, provider, quotas, jobs)
+
+    async def close(self) -> None:
+        """Suspend running jobs (they resume next start), then close the session and database."""
+        await self.jobs.close()
+        await self.session.close()
+        await self.store.close()

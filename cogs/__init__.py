@@ -1,0 +1,4 @@
+"""The Discord front end: thin cogs that translate between Discord and the core in ``bot/``."""
+
+EXTENSIONS = ("cogs.errors", "cogs.pika", "cogs.credits")
+"""Loaded in this order by :class:`bot.app.PikaBot`."""

@@ -1,0 +1,134 @@
+"""Embeds the bot shows: a job's live status, its result, its failure, and a guild's credits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import discord
+
+from bot.models import Job, JobState, Progress
+from bot.quotas import Balance
+
+COLOUR_WORKING = discord.Colour.blurple()
+COLOUR_DONE = discord.Colour.green()
+COLOUR_FAILED = discord.Colour.red()
+
+_STATE_LINES = {
+    JobState.PENDING: "⏳ Waiting to start",
+    JobState.SUBMITTING: "📨 Sending to the video service",
+    JobState.QUEUED: "🕒 Queued",
+    JobState.GENERATING: "🎬 Generating",
+    JobState.DOWNLOADING: "⬇️ Downloading the video",
+    JobState.POSTING: "📤 Posting the video",
+    JobState.DELIVERED: "✅ Done",
+    JobState.FAILED: "❌ Failed",
+    JobState.CANCELLED: "🚫 Cancelled",
+}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ts(when: datetime, style: str = "R") -> str:
+    return f"<t:{int(when.timestamp())}:{style}>"
+
+
+def options_line(job: Job) -> str:
+    """The request's settings in one line."""
+    r = job.request
+    return (
+        f"{r.model.label} · {r.aspect.value} · {r.duration}s · {r.resolution.value} · seed {r.seed}"
+    )
+
+
+def _request_fields(embed: discord.Embed, job: Job) -> None:
+    embed.add_field(name="Prompt", value=_clip(job.request.prompt, 1024), inline=False)
+    if job.request.negative_prompt:
+        embed.add_field(
+            name="Negative prompt", value=_clip(job.request.negative_prompt, 1024), inline=False
+        )
+    embed.add_field(name="Settings", value=options_line(job), inline=False)
+    embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
+    embed.add_field(name="Requested by", value=f"<@{job.origin.user_id}>", inline=True)
+
+
+def status_line(job: Job, progress: Progress) -> str:
+    """The live state as one line: position in the queue, or time generating."""
+    line = _STATE_LINES[progress.state]
+    if progress.state is JobState.QUEUED and progress.queue_position is not None:
+        line += f" · position {progress.queue_position + 1}"
+    if progress.state is JobState.GENERATING and job.started_at is not None:
+        # A relative timestamp ticks on the member's screen without any edit from us.
+        line += f" · started {_ts(job.started_at)}"
+    if progress.detail:
+        line += f"\n-# {_clip(progress.detail, 200)}"
+    return line
+
+
+def status_embed(job: Job, progress: Progress) -> discord.Embed:
+    """The status message of a running job."""
+    embed = discord.Embed(
+        title="Making your Pika video",
+        description=status_line(job, progress),
+        colour=COLOUR_WORKING,
+    )
+    _request_fields(embed, job)
+    embed.set_footer(text=f"job {job.id}")
+    return embed
+
+
+def done_embed(job: Job, jump_url: str | None) -> discord.Embed:
+    """The status message once the video is posted."""
+    where = f" · [see the video]({jump_url})" if jump_url else ""
+    embed = discord.Embed(
+        title="Your Pika video is ready", description=f"✅ Done{where}", colour=COLOUR_DONE
+    )
+    _request_fields(embed, job)
+    embed.set_footer(text=f"job {job.id}")
+    return embed
+
+
+def result_embed(job: Job, *, took_seconds: float, note: str | None = None) -> discord.Embed:
+    """The message that carries (or links) the video."""
+    embed = discord.Embed(
+        description=note if note else _clip(job.request.prompt, 4000),
+        colour=COLOUR_DONE,
+    )
+    if note:
+        embed.add_field(name="Prompt", value=_clip(job.request.prompt, 1024), inline=False)
+    embed.add_field(name="Settings", value=options_line(job), inline=False)
+    embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
+    embed.add_field(name="Took", value=f"{took_seconds:.0f} s", inline=True)
+    embed.set_footer(text=f"job {job.id}")
+    return embed
+
+
+def failed_embed(job: Job, reason: str) -> discord.Embed:
+    """The status message of a job that failed (credits refunded)."""
+    embed = discord.Embed(
+        title="The video could not be made", description=f"❌ {reason}", colour=COLOUR_FAILED
+    )
+    _request_fields(embed, job)
+    embed.set_footer(text=f"job {job.id} · {job.cost} credits refunded")
+    return embed
+
+
+def credits_embed(balance: Balance, clip_cost: int | None) -> discord.Embed:
+    """The guild's credits, for ``/credits``."""
+    embed = discord.Embed(title="Server credits", colour=COLOUR_WORKING)
+    embed.add_field(
+        name="Left", value=f"**{balance.remaining}** of {balance.allowance}", inline=True
+    )
+    embed.add_field(name="In use", value=str(balance.reserved), inline=True)
+    embed.add_field(name="Spent", value=str(balance.spent), inline=True)
+    if balance.granted:
+        embed.add_field(name="Granted", value=str(balance.granted), inline=True)
+    if clip_cost is not None:
+        embed.add_field(name="A 5 s 720p clip", value=f"{clip_cost} credits", inline=True)
+    embed.add_field(
+        name="Resets",
+        value=f"{_ts(balance.resets_at)} ({balance.period.value})",
+        inline=True,
+    )
+    return embed

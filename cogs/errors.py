@@ -1,0 +1,63 @@
+"""One error path for every app command: a friendly private message, details in the log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+import structlog
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    pass
+
+log = structlog.get_logger(__name__)
+
+GENERIC = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+
+
+def friendly_message(error: app_commands.AppCommandError) -> str:
+    """What the member reads for each kind of error, in the order they are checked."""
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages."
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the " + ", ".join(error.missing_permissions) + " permission for this."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        return "I'm missing the " + ", ".join(error.missing_permissions) + " permission here."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.TransformerError):
+        return "One of the options has a value I can't use. Please check it and try again."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use this command here."
+    return GENERIC
+
+
+async def reply_privately(interaction: discord.Interaction, text: str) -> None:
+    """Answer ephemerally whether or not the interaction was already answered."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("command.error_reply_failed", exc_info=True)
+
+
+class PikaTree(app_commands.CommandTree[commands.Bot]):
+    """A command tree whose failures reach the member as a friendly private message."""
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Route each error to a message; unexpected ones are logged with their traceback."""
+        text = friendly_message(error)
+        if text is GENERIC:
+            command = interaction.command.qualified_name if interaction.command else None
+            log.error("command.failed", command=command, exc_info=error)
+        await reply_privately(interaction, text)
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Extension entry point (the tree itself is installed by the bot's constructor)."""

@@ -1,0 +1,132 @@
+"""The Discord side of a job: its status message, and the message that carries the video.
+
+Everything here goes through the bot's own token on channel messages, never through the
+interaction token, which dies after 15 minutes while a job may run longer.
+"""
+
+from __future__ import annotations
+
+import discord
+import structlog
+
+from bot.delivery import DownloadedVideo
+from bot.jobs import JobService
+from bot.models import Job, JobState, Progress
+from bot.providers.errors import ProviderError
+from bot.redact import safe_url
+from bot.store import utcnow
+from cogs.embeds import done_embed, failed_embed, result_embed, status_embed
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+"""Discord's per-attachment limit for bots in a guild without boosts."""
+
+
+class CannotPost(ProviderError):
+    """The video is over the upload limit and its link cannot be shown (it is signed)."""
+
+    user_message = (
+        "The video is larger than this server's upload limit, and the video service's link is"
+        " private, so it cannot be shown here."
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+class DiscordJobObserver:
+    """Shows one job in its channel. Rebuilt from the job row after a restart."""
+
+    def __init__(self, bot: discord.Client, jobs: JobService, job: Job) -> None:
+        self._bot = bot
+        self._jobs = jobs
+        self._channel = bot.get_partial_messageable(
+            job.origin.channel_id, guild_id=job.origin.guild_id
+        )
+
+    async def _show(self, job: Job, embed: discord.Embed) -> None:
+        """Edit the status message; post a new one if it is gone."""
+        if job.status_message_id is not None:
+            try:
+                await self._channel.get_partial_message(job.status_message_id).edit(embed=embed)
+                return
+            except discord.NotFound:
+                log.info("status.message_gone", job_id=job.id)
+        message = await self._channel.send(embed=embed)
+        await self._jobs.attach_status_message(job, message.id)
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        """Edit the status message to the job's live state."""
+        await self._show(job, status_embed(job, progress))
+
+    def upload_limit(self, job: Job) -> int:
+        """The per-attachment limit: the guild's (boosts raise it), else the interaction's."""
+        guild = self._bot.get_guild(job.origin.guild_id)
+        if guild is not None:
+            return max(guild.filesize_limit, DEFAULT_UPLOAD_LIMIT)
+        stored = job.extra.get("upload_limit")
+        return int(stored) if stored else DEFAULT_UPLOAD_LIMIT
+
+    async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
+        """Post the video as an attachment if it fits, else as a link; return its message id."""
+        took = (utcnow() - job.created_at).total_seconds()
+        mention = f"<@{job.origin.user_id}>"
+        allowed = discord.AllowedMentions(users=[discord.Object(job.origin.user_id)])
+        limit = self.upload_limit(job)
+        message: discord.Message | None = None
+        note: str | None = None
+        if video.size <= limit:
+            try:
+                message = await self._channel.send(
+                    content=mention,
+                    embed=result_embed(job, took_seconds=took),
+                    file=discord.File(video.path, filename=video.filename),
+                    allowed_mentions=allowed,
+                )
+            except discord.HTTPException as exc:
+                if exc.status != 413:
+                    raise
+                note = f"The video ({_mb(video.size)}) was refused as too large for an upload here."
+        else:
+            note = (
+                f"The video is {_mb(video.size)}, over this server's upload limit of"
+                f" {_mb(limit)}, so here is a link instead."
+            )
+        if message is None:
+            url = video.source_url
+            if safe_url(url) != url:
+                raise CannotPost(f"{video.size} bytes over limit {limit}; link is signed")
+            message = await self._channel.send(
+                content=f"{mention} {url}",
+                embed=result_embed(job, took_seconds=took, note=note),
+                allowed_mentions=allowed,
+            )
+        try:
+            await self._show(job, done_embed(job, message.jump_url))
+        except discord.HTTPException:
+            log.warning("status.final_edit_failed", job_id=job.id, exc_info=True)
+        return message.id
+
+    async def already_delivered(self, job: Job) -> int | None:
+        """Look for a result message posted before a restart (footer ``job N``)."""
+        me = self._bot.user
+        if me is None:
+            return None
+        marker = f"job {job.id}"
+        async for message in self._channel.history(limit=50, after=job.created_at):
+            if message.author.id != me.id or message.id == job.status_message_id:
+                continue
+            if any(e.footer.text == marker for e in message.embeds):
+                return message.id
+        return None
+
+    async def failed(self, job: Job, reason: str) -> None:
+        """Turn the status message into a clear failure notice."""
+        await self._show(job, failed_embed(job, reason))
+
+
+def is_running(job: Job) -> bool:
+    """True while the job may still change."""
+    return job.state not in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
