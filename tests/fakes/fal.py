@@ -1,0 +1,501 @@
+"""A loopback stand-in for fal.ai's queue API, for provider, end-to-end and benchmark tests.
+
+Usage::
+
+    async with FakeFal(key="k") as fal:
+        provider = FalProvider(session, api_key="k", base_url=fal.url)
+        ...
+        assert fal.count("submit") == 1
+
+What it serves (all under ``fal.url``), as fal documents it:
+
+* ``POST /fal-ai/pika/<version>/<product>`` for every Pika endpoint: validates the body like
+  fal's input schemas (422 with a ``detail`` list of ``{loc, msg, type}``) and queues a job.
+  The reply holds ``request_id``, ``status_url``, ``response_url``, ``cancel_url`` (under
+  ``/fal-ai/pika/requests/{id}``, the app path, not the version path) and ``queue_position``.
+* ``GET .../requests/{id}/status[?logs=1]``: ``IN_QUEUE`` with ``queue_position``, then
+  ``IN_PROGRESS`` (with ``logs`` when ``logs=1``), then ``COMPLETED``; 202 while waiting, 200
+  when done.
+* ``GET .../requests/{id}/status/stream[?logs=1]``: the same status objects as server-sent
+  events (``data: {...}``), closed after ``COMPLETED``.
+* ``GET .../requests/{id}``: ``{"video": {"url", "content_type", "file_name", "file_size"}}``.
+* ``PUT .../requests/{id}/cancel``: 202 ``CANCELLATION_REQUESTED``, or 400
+  ``ALREADY_COMPLETED`` once the job is done.
+* ``GET /files/{id}/output.mp4``: the video bytes, streamed, no key needed (fal's CDN).
+
+Every queue route checks ``Authorization: Key <key>`` (401 ``{"detail": ...}`` otherwise).
+
+Progression is deterministic and counted, not timed: each status observation (one poll, or
+one stream event) moves a job one step along ``queue_positions`` (one ``IN_QUEUE`` step per
+entry), then ``progress_logs`` (one ``IN_PROGRESS`` step per entry, each adding its log line;
+``None`` adds none), then ``COMPLETED``.
+
+Choices where fal's documents are silent: a status/result request on the *version* path
+answers 404; a cancelled job reports ``COMPLETED`` and its result is a 400 with
+``error_type: "request_cancelled"``; a disabled stream answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+PIKA_ENDPOINTS: frozenset[str] = frozenset(
+    {
+        "fal-ai/pika/v2.2/text-to-video",
+        "fal-ai/pika/v2.2/image-to-video",
+        "fal-ai/pika/v2.2/pikascenes",
+        "fal-ai/pika/v2.2/pikaframes",
+        "fal-ai/pika/v2.1/text-to-video",
+        "fal-ai/pika/v2.1/image-to-video",
+        "fal-ai/pika/v2/turbo/text-to-video",
+        "fal-ai/pika/v2/turbo/image-to-video",
+    }
+)
+"""Every Pika endpoint id fal lists; submits to any other path answer 404."""
+
+ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3")
+RESOLUTIONS = ("720p", "1080p")
+DURATIONS = (5, 10)
+INGREDIENTS_MODES = ("creative", "precise")
+
+DEFAULT_VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
+"""A tiny stand-in MP4 (an ``ftyp`` box and padding); not playable, only bytes to download."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A canned HTTP reply: ``status``, a JSON ``body`` (None for empty) and ``headers``."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the fake received.
+
+    ``kind`` is ``submit``, ``status``, ``stream``, ``result``, ``cancel``, ``file`` or
+    ``other``; ``time`` is ``time.monotonic()`` at arrival; ``json`` is the parsed body or None.
+    """
+
+    kind: str
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    json: Any
+    time: float
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class FakeJob:
+    """A queued request: its endpoint, the body as received and how often it was observed."""
+
+    request_id: str
+    endpoint: str
+    body: dict[str, Any]
+    observations: int = 0
+    cancelled: bool = False
+    completed: bool = False
+
+
+class FakeFal:
+    """fal's queue on 127.0.0.1 (a random port); see the module docstring for the protocol.
+
+    Knobs are plain attributes, settable before or during a test:
+
+    * ``key``: the key expected in ``Authorization: Key <key>``.
+    * ``queue_positions`` / ``progress_logs``: the steps a job goes through (see module doc).
+    * ``waiting_status_code``: 202 (fal's default) or 200 while a job is not done.
+    * ``stream_enabled``: False makes ``/status/stream`` answer 404.
+    * ``stream_max_events``: end the stream after this many events even before COMPLETED.
+    * ``stream_interval``: seconds between stream events (0 by default).
+    * ``include_urls``: False leaves the URLs out of the submit reply.
+    * ``requests_path``: where the returned status/result/cancel URLs point (default the app
+      path ``/fal-ai/pika/requests``); the fake serves jobs only there.
+    * ``delay``: seconds to wait before answering any request.
+    * ``video`` / ``video_size``: the bytes served at the video URL; with ``video_size`` a
+      generated payload of that many bytes is streamed instead of ``video``.
+    * ``submit_replies`` / ``status_replies`` / ``result_replies``: canned replies, each used
+      once, in order, before the normal handling of that kind of request.
+    * ``result_failure``: a reply every result request gets (a failed generation); see
+      :meth:`fail_result`.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str = "fal-test-key",
+        queue_positions: Sequence[int] = (2, 1),
+        progress_logs: Sequence[str | None] = ("Starting generation", "Rendering frames"),
+        waiting_status_code: int = 202,
+        stream_enabled: bool = True,
+        stream_max_events: int | None = None,
+        stream_interval: float = 0.0,
+        include_urls: bool = True,
+        requests_path: str = "/fal-ai/pika/requests",
+        delay: float = 0.0,
+        video: bytes = DEFAULT_VIDEO,
+        video_size: int | None = None,
+    ) -> None:
+        self.key = key
+        self.queue_positions = tuple(queue_positions)
+        self.progress_logs = tuple(progress_logs)
+        self.waiting_status_code = waiting_status_code
+        self.stream_enabled = stream_enabled
+        self.stream_max_events = stream_max_events
+        self.stream_interval = stream_interval
+        self.include_urls = include_urls
+        self.requests_path = "/" + requests_path.strip("/")
+        self.delay = delay
+        self.video = video
+        self.video_size = video_size
+        self.submit_replies: list[Reply] = []
+        self.status_replies: list[Reply] = []
+        self.result_replies: list[Reply] = []
+        self.result_failure: Reply | None = None
+        self.requests: list[RecordedRequest] = []
+        self.jobs: dict[str, FakeJob] = {}
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash); only while running."""
+        if self._url is None:
+            raise RuntimeError("FakeFal is not running")
+        return self._url
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 on a free port."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self._url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop listening and drop open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeFal:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- helpers for tests -------------------------------------------------------------------
+
+    def recorded(self, kind: str | None = None) -> list[RecordedRequest]:
+        """Requests received, optionally only those of one ``kind``."""
+        return [r for r in self.requests if kind is None or r.kind == kind]
+
+    def count(self, kind: str) -> int:
+        """How many requests of ``kind`` arrived."""
+        return len(self.recorded(kind))
+
+    def fail_result(
+        self,
+        status: int,
+        detail: Any,
+        *,
+        error_type: str | None = None,
+        header_error_type: str | None = None,
+    ) -> None:
+        """Make every result request fail: ``{"detail": detail, "error_type": ...}`` with
+        ``status``; ``header_error_type`` goes to the ``X-Fal-Error-Type`` header."""
+        body: dict[str, Any] = {"detail": detail}
+        if error_type is not None:
+            body["error_type"] = error_type
+        headers = {"X-Fal-Error-Type": header_error_type} if header_error_type else {}
+        self.result_failure = Reply(status, body, headers)
+
+    def video_url(self, request_id: str) -> str:
+        """Where the fake serves a job's video."""
+        return f"{self.url}/files/{request_id}/output.mp4"
+
+    @property
+    def video_length(self) -> int:
+        """How many bytes the video URL serves."""
+        return self.video_size if self.video_size is not None else len(self.video)
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+        kind, request_id = self._classify(request.method, path)
+        self.requests.append(
+            RecordedRequest(
+                kind=kind,
+                method=request.method,
+                path=path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+                json=body,
+                time=time.monotonic(),
+                request_id=request_id,
+            )
+        )
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if kind == "file":
+            return await self._file(request, request_id or "")
+        if request.headers.get("Authorization") != f"Key {self.key}":
+            return _json(401, {"detail": "Invalid or missing key in the Authorization header."})
+        if kind == "submit":
+            return self._submit(path.lstrip("/"), body)
+        if request_id is None or request_id not in self.jobs:
+            return _json(404, {"detail": "Request not found"})
+        job = self.jobs[request_id]
+        logs = request.query.get("logs") == "1"
+        if kind == "status":
+            if self.status_replies:
+                return _reply(self.status_replies.pop(0))
+            return self._status(job, logs=logs)
+        if kind == "stream":
+            return await self._stream(request, job, logs=logs)
+        if kind == "result":
+            return self._result(job)
+        return self._cancel(job)
+
+    def _classify(self, method: str, path: str) -> tuple[str, str | None]:
+        if method == "POST" and path.lstrip("/") in PIKA_ENDPOINTS:
+            return "submit", None
+        match = re.fullmatch(r"/files/([^/]+)/output\.mp4", path)
+        if match and method in ("GET", "HEAD"):
+            return "file", match.group(1)
+        prefix = re.escape(self.requests_path)
+        match = re.fullmatch(prefix + r"/([^/]+)(/status|/status/stream|/cancel)?", path)
+        if match is None:
+            return "other", None
+        suffix = match.group(2) or ""
+        kind = {
+            ("GET", "/status"): "status",
+            ("GET", "/status/stream"): "stream",
+            ("GET", ""): "result",
+            ("PUT", "/cancel"): "cancel",
+        }.get((method, suffix), "other")
+        return kind, match.group(1) if kind != "other" else None
+
+    # -- queue -------------------------------------------------------------------------------
+
+    def _urls(self, request_id: str) -> dict[str, str]:
+        base = f"{self.url}{self.requests_path}/{request_id}"
+        return {
+            "status_url": f"{base}/status",
+            "response_url": base,
+            "cancel_url": f"{base}/cancel",
+        }
+
+    def _submit(self, endpoint: str, body: Any) -> web.Response:
+        if self.submit_replies:
+            return _reply(self.submit_replies.pop(0))
+        errors = validate(endpoint, body)
+        if errors:
+            return _json(422, {"detail": errors})
+        request_id = str(uuid.uuid4())
+        self.jobs[request_id] = FakeJob(request_id=request_id, endpoint=endpoint, body=body)
+        reply: dict[str, Any] = {"request_id": request_id, "status": "IN_QUEUE"}
+        if self.include_urls:
+            reply.update(self._urls(request_id))
+        reply["queue_position"] = self.queue_positions[0] if self.queue_positions else 0
+        return _json(200, reply)
+
+    def _observe(self, job: FakeJob, *, logs: bool) -> dict[str, Any]:
+        """Advance ``job`` one step and return its status object."""
+        step = job.observations
+        job.observations += 1
+        queued = len(self.queue_positions)
+        running = len(self.progress_logs)
+        payload: dict[str, Any] = {"request_id": job.request_id, **self._urls(job.request_id)}
+        if job.cancelled or step >= queued + running:
+            job.completed = True
+            payload["status"] = "COMPLETED"
+            shown = self.progress_logs
+        elif step < queued:
+            payload["status"] = "IN_QUEUE"
+            payload["queue_position"] = self.queue_positions[step]
+            shown = ()
+        else:
+            payload["status"] = "IN_PROGRESS"
+            shown = self.progress_logs[: step - queued + 1]
+        if logs:
+            payload["logs"] = [_log_entry(line) for line in shown if line is not None]
+        else:
+            payload["logs"] = None
+        payload["metrics"] = {}
+        return payload
+
+    def _status(self, job: FakeJob, *, logs: bool) -> web.Response:
+        payload = self._observe(job, logs=logs)
+        code = 200 if payload["status"] == "COMPLETED" else self.waiting_status_code
+        return _json(code, payload)
+
+    async def _stream(
+        self, request: web.Request, job: FakeJob, *, logs: bool
+    ) -> web.StreamResponse:
+        if not self.stream_enabled:
+            return _json(404, {"detail": "Not Found"})
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        try:
+            await response.write(b": connected\n\n")
+            for sent in itertools.count(1):
+                payload = self._observe(job, logs=logs)
+                await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+                if payload["status"] == "COMPLETED":
+                    break
+                if self.stream_max_events is not None and sent >= self.stream_max_events:
+                    break
+                await asyncio.sleep(self.stream_interval)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    def _result(self, job: FakeJob) -> web.Response:
+        if self.result_replies:
+            return _reply(self.result_replies.pop(0))
+        if not job.completed:
+            return _json(400, {"detail": "Request is still in progress"})
+        if job.cancelled:
+            return _json(
+                400, {"detail": "Request was cancelled", "error_type": "request_cancelled"}
+            )
+        if self.result_failure is not None:
+            return _reply(self.result_failure)
+        return _json(
+            200,
+            {
+                "video": {
+                    "url": self.video_url(job.request_id),
+                    "content_type": "video/mp4",
+                    "file_name": "output.mp4",
+                    "file_size": self.video_length,
+                }
+            },
+        )
+
+    def _cancel(self, job: FakeJob) -> web.Response:
+        if job.completed:
+            return _json(400, {"status": "ALREADY_COMPLETED"})
+        job.cancelled = True
+        return _json(202, {"status": "CANCELLATION_REQUESTED"})
+
+    async def _file(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        if request_id not in self.jobs:
+            return _json(404, {"detail": "File not found"})
+        size = self.video_length
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "video/mp4", "Content-Length": str(size)}
+        )
+        await response.prepare(request)
+        if request.method == "GET":
+            chunk = 64 * 1024
+            if self.video_size is None:
+                for start in range(0, size, chunk):
+                    await response.write(self.video[start : start + chunk])
+            else:
+                pattern = (DEFAULT_VIDEO * (chunk // len(DEFAULT_VIDEO) + 1))[:chunk]
+                for start in range(0, size, chunk):
+                    await response.write(pattern[: min(chunk, size - start)])
+        await response.write_eof()
+        return response
+
+
+def validate(endpoint: str, body: Any) -> list[dict[str, Any]]:
+    """fal-style validation errors (``{loc, msg, type}``) for ``body`` on ``endpoint``."""
+    if not isinstance(body, dict):
+        return [_err((), "Input should be a valid dictionary", "dict_type")]
+    errors: list[dict[str, Any]] = []
+    prompt = body.get("prompt")
+    if "prompt" not in body:
+        errors.append(_err(("prompt",), "Field required", "missing"))
+    elif not isinstance(prompt, str) or not prompt.strip():
+        errors.append(_err(("prompt",), "Input should be a non-empty string", "string_type"))
+    if "negative_prompt" in body and not isinstance(body["negative_prompt"], str):
+        errors.append(_err(("negative_prompt",), "Input should be a valid string", "string_type"))
+    takes_aspect = not endpoint.endswith("image-to-video")
+    if takes_aspect and "aspect_ratio" in body and body["aspect_ratio"] not in ASPECT_RATIOS:
+        errors.append(_enum_err("aspect_ratio", ASPECT_RATIOS))
+    if "resolution" in body and body["resolution"] not in RESOLUTIONS:
+        errors.append(_enum_err("resolution", RESOLUTIONS))
+    duration = body.get("duration", 5)
+    if isinstance(duration, bool) or duration not in DURATIONS:
+        errors.append(_enum_err("duration", DURATIONS))
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        errors.append(_err(("seed",), "Input should be a valid integer", "int_type"))
+    image_url = body.get("image_url")
+    if endpoint.endswith("image-to-video") and (not isinstance(image_url, str) or not image_url):
+        errors.append(_err(("image_url",), "Field required", "missing"))
+    if endpoint.endswith("pikascenes"):
+        images = body.get("images")
+        if not isinstance(images, list) or not images:
+            errors.append(_err(("images",), "Field required", "missing"))
+        else:
+            for index, image in enumerate(images):
+                if not isinstance(image, dict) or not isinstance(image.get("image_url"), str):
+                    errors.append(_err(("images", index, "image_url"), "Field required", "missing"))
+        mode = body.get("ingredients_mode", "creative")
+        if mode not in INGREDIENTS_MODES:
+            errors.append(_enum_err("ingredients_mode", INGREDIENTS_MODES))
+    return errors
+
+
+def _err(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": ["body", *loc], "msg": msg, "type": kind}
+
+
+def _enum_err(name: str, allowed: Sequence[object]) -> dict[str, Any]:
+    choices = ", ".join(repr(a) for a in allowed)
+    return _err((name,), f"Input should be {choices}", "enum")
+
+
+def _log_entry(message: str) -> dict[str, str]:
+    return {
+        "message": message,
+        "level": "INFO",
+        "source": "user",
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=dict(headers or {}))
+
+
+def _reply(reply: Reply) -> web.Response:
+    if reply.body is None:
+        return web.Response(status=reply.status, headers=dict(reply.headers))
+    return _json(reply.status, reply.body, reply.headers)
