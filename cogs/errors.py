@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 import structlog
 from discord import app_commands
 from discord.ext import commands
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 

@@ -75,6 +75,8 @@ class Capabilities:
     aspects: frozenset[AspectRatio] = frozenset(AspectRatio)
     max_images: int = 0
     can_cancel: bool = False
+    mode_models: Mapping[Mode, frozenset[PikaModel]] = field(default_factory=dict)
+    """Modes offered only for some models (fal's Scenes: 2.2 only); absent = every model."""
 
     def unsupported(self, request: GenerationRequest) -> str | None:
         """A user-safe sentence naming what the request asks that this provider lacks."""
@@ -82,6 +84,8 @@ class Capabilities:
             return f"{request.model.label} is not available on this bot's video service."
         if request.mode not in self.modes:
             return f"This bot's video service cannot make {request.mode.value}-to-video clips."
+        if request.model not in self.mode_models.get(request.mode, self.models):
+            return f"{request.model.label} cannot make {request.mode.value} clips here."
         if request.duration not in self.durations:
             return f"{request.duration}-second clips are not available here."
         if request.resolution not in self.resolutions:

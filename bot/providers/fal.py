@@ -99,9 +99,9 @@ Scenes ("ingredients") UI takes up to six, so we offer six. Image mode uses only
 
 FAL_CAPABILITIES = Capabilities(
     models=frozenset({PikaModel.V2_2, PikaModel.V2_1, PikaModel.V2_TURBO}),
-    # Scenes exist only for 2.2; Capabilities cannot say so per model, so submit() refuses
-    # scenes on other models before anything is sent.
+    # Scenes exist only for 2.2 (submit() refuses others too, before anything is sent).
     modes=frozenset({Mode.TEXT, Mode.IMAGE, Mode.SCENES}),
+    mode_models={Mode.SCENES: frozenset({PikaModel.V2_2})},
     durations=frozenset({5, 10}),
     resolutions=frozenset(Resolution),
     aspects=frozenset(AspectRatio),

@@ -1,0 +1,327 @@
+"""The job service end to end over real sockets: FakeFal, real SQLite, a recording front end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.config import Period
+from bot.delivery import DownloadedVideo
+from bot.jobs import RESTARTED_MID_SUBMIT, JobLimits, JobService, NotEnoughCredits, RequestRefused
+from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.pricing import Quote
+from bot.providers.fal import FalProvider
+from bot.providers.http import RetryPolicy
+from bot.quotas import Quotas
+from bot.store import Store
+from tests.fakes.fal import FakeFal, Reply
+
+ORIGIN = Origin(guild_id=42, channel_id=43, user_id=44, user_name="ada")
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, total_seconds=2)
+
+
+@dataclass
+class RecordingFrontEnd:
+    """A front end that keeps what it was shown (the Discord one is tested end to end)."""
+
+    progress_seen: list[Progress] = field(default_factory=list)
+    delivered_bytes: bytes | None = None
+    deliveries: int = 0
+    failures: list[str] = field(default_factory=list)
+    posted_before_restart: int | None = None
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        self.progress_seen.append(progress)
+        if progress.state is JobState.QUEUED:
+            self.queued.set()
+
+    async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
+        self.deliveries += 1
+        self.delivered_bytes = video.path.read_bytes()
+        return 5000 + job.id
+
+    async def already_delivered(self, job: Job) -> int | None:
+        return self.posted_before_restart
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self.failures.append(reason)
+
+
+@dataclass
+class World:
+    fal: FakeFal
+    store: Store
+    quotas: Quotas
+    service: JobService
+    path: Path
+    session: aiohttp.ClientSession
+
+    async def restart(self) -> World:
+        """A new process on the same database file: new store, provider and service."""
+        await self.store.close()
+        store = await Store.open(self.path)
+        world = make_world(self.fal, store, self.path, self.session)
+        return world
+
+
+def make_world(
+    fal: FakeFal,
+    store: Store,
+    path: Path,
+    session: aiohttp.ClientSession,
+    *,
+    limits: JobLimits | None = None,
+) -> World:
+    quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
+    provider = FalProvider(
+        session, api_key=fal.key, base_url=fal.url, poll_interval=0.01, retry=FAST
+    )
+    service = JobService(
+        store=store,
+        quotas=quotas,
+        provider=provider,
+        session=session,
+        credits_per_usd=100,
+        limits=limits or JobLimits(status_interval=0.0),
+    )
+    return World(fal, store, quotas, service, path, session)
+
+
+@pytest.fixture
+async def world(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[World]:
+    path = tmp_path / "jobs.sqlite3"
+    async with FakeFal() as fal:
+        store = await Store.open(path)
+        built = make_world(fal, store, path, session)
+        try:
+            yield built
+        finally:
+            await built.service.close()
+            await built.store.close()
+
+
+def request(**overrides: object) -> GenerationRequest:
+    return GenerationRequest(prompt="a red fox in snow", seed=7, **overrides)
+
+
+async def run(world: World, job: Job, front: RecordingFrontEnd) -> Job:
+    async with asyncio.timeout(10):
+        await world.service.run(job, front)
+    stored = await world.service.jobs.get(job.id)
+    assert stored is not None
+    return stored
+
+
+async def test_job_delivers_video_and_charges_once(world: World):
+    """A job goes queued → generating → delivered; bytes match; 20 credits charged once."""
+    job = await world.service.create(request(), ORIGIN)
+    assert job.cost == 20
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.DELIVERED
+    assert done.result_message_id == 5000 + job.id
+    assert front.delivered_bytes == world.fal.video
+    assert front.deliveries == 1
+    states = [p.state for p in front.progress_seen]
+    assert JobState.QUEUED in states and JobState.GENERATING in states
+    positions = [p.queue_position for p in front.progress_seen if p.state is JobState.QUEUED]
+    assert positions and set(positions) <= {2, 1}  # fast updates coalesce: latest wins
+    balance = await world.quotas.balance(ORIGIN.guild_id)
+    assert (balance.spent, balance.reserved, balance.remaining) == (20, 0, 80)
+    charges = await world.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
+    assert len(charges) == 1
+
+
+async def test_job_submits_exact_options_to_fal(world: World):
+    """The request's options reach fal's endpoint for the chosen model, unchanged."""
+    job = await world.service.create(
+        request(aspect="9:16", duration=10, resolution="1080p", negative_prompt="blur"), ORIGIN
+    )
+    await run(world, job, RecordingFrontEnd())
+    submit = world.fal.recorded("submit")[0]
+    assert submit.path == "/fal-ai/pika/v2.2/text-to-video"
+    assert submit.json == {
+        "prompt": "a red fox in snow",
+        "negative_prompt": "blur",
+        "aspect_ratio": "9:16",
+        "resolution": "1080p",
+        "duration": 10,
+        "seed": 7,
+    }
+
+
+async def test_job_failed_generation_refunds(world: World):
+    """fal's failure at result time refunds the reservation and tells the member why."""
+    world.fal.fail_result(500, "Generation failed", error_type="generation_error")
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.FAILED
+    assert front.failures and "could not generate" in front.failures[0]
+    assert front.deliveries == 0
+    balance = await world.quotas.balance(ORIGIN.guild_id)
+    assert (balance.remaining, balance.spent, balance.reserved) == (100, 0, 0)
+
+
+async def test_job_content_policy_failure_is_named(world: World):
+    """A content-policy refusal says so, without fal's raw text."""
+    world.fal.fail_result(
+        422, "nsfw content detected", header_error_type="content_policy_violation"
+    )
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    await run(world, job, front)
+    assert "content policy" in front.failures[0]
+    assert "nsfw content detected" not in front.failures[0]
+
+
+async def test_job_rejected_key_refunds(world: World):
+    """A 401 at submit fails the job with an operator-facing reason and refunds."""
+    world.fal.key = "another-key"
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.FAILED
+    assert "key was refused" in front.failures[0]
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_submit_500_is_not_resent_and_refunds(world: World):
+    """A 500 on submit may have been accepted: it is not sent again, and credits come back."""
+    world.fal.submit_replies.append(Reply(500, {"detail": "boom"}))
+    job = await world.service.create(request(), ORIGIN)
+    done = await run(world, job, RecordingFrontEnd())
+    assert done.state is JobState.FAILED
+    assert world.fal.count("submit") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_download_over_cap_refunds(world: World, tmp_path: Path):
+    """A video over the download cap fails cleanly and refunds."""
+    world.service.limits = JobLimits(status_interval=0.0, max_download_bytes=100)
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.FAILED
+    assert "larger than this bot accepts" in front.failures[0]
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_deadline_cancels_at_provider_and_refunds(world: World):
+    """A job past its deadline is cancelled at fal and refunded."""
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(10_000, 0, -1))
+    world.service.limits = JobLimits(status_interval=0.0, deadline=timedelta(seconds=0.3))
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.FAILED
+    assert "took too long" in front.failures[0]
+    assert world.fal.count("cancel") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_not_enough_credits_reserves_nothing(world: World):
+    """Over the balance: a refusal with cost, balance and reset time; no job row, no submit."""
+    await world.quotas.reserve(ORIGIN.guild_id, 1, Quote(credits=30, usd=Decimal("0.30")))
+    for _ in range(3):
+        await world.service.create(request(), ORIGIN)
+    with pytest.raises(NotEnoughCredits) as refused:
+        await world.service.create(request(), ORIGIN)
+    assert "costs 20 credits" in refused.value.user_message
+    assert "has 10 left" in refused.value.user_message
+    assert "<t:" in refused.value.user_message
+    rows = await world.store.fetch_all("SELECT id FROM jobs")
+    assert len(rows) == 3
+    assert world.fal.count("submit") == 0
+
+
+async def test_job_unsupported_request_is_refused_before_reserving(world: World):
+    """Scenes on Pika 2.1 is refused with a reason before any credit moves."""
+    with pytest.raises(RequestRefused):
+        await world.service.create(
+            request(model="2.1", mode="scenes", image_urls=("http://127.0.0.1/x.png",)), ORIGIN
+        )
+    assert await world.store.fetch_all("SELECT id FROM reservations") == []
+
+
+async def test_job_resumes_after_restart_while_queued(world: World):
+    """A process stopped while fal held the job: the next start follows it and delivers once."""
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = (5, 4, 3, 2, 1)
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    task = world.service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    await world.service.close()  # the process stops; state stays as persisted
+    assert task.cancelled()
+    restarted = await world.restart()
+    try:
+        second = RecordingFrontEnd()
+        resumed = await restarted.service.resume(lambda _job: second)
+        assert [j.id for j in resumed] == [job.id]
+        assert await restarted.service.wait_idle(10)
+        done = await restarted.service.jobs.get(job.id)
+        assert done is not None and done.state is JobState.DELIVERED
+        assert second.deliveries == 1 and front.deliveries == 0
+        assert world.fal.count("submit") == 1
+        charges = await restarted.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
+        assert len(charges) == 1
+    finally:
+        await restarted.service.close()
+        world.store = restarted.store
+
+
+async def test_job_restart_mid_submit_refunds_and_never_resubmits(world: World):
+    """A job left in SUBMITTING is failed and refunded by the documented rule, not re-sent."""
+    job = await world.service.create(request(), ORIGIN)
+    await world.service.jobs.update(job, state=JobState.SUBMITTING)
+    restarted = await world.restart()
+    world.store = restarted.store
+    front = RecordingFrontEnd()
+    await restarted.service.resume(lambda _job: front)
+    assert await restarted.service.wait_idle(5)
+    assert front.failures == [RESTARTED_MID_SUBMIT]
+    assert world.fal.count("submit") == 0
+    assert (await restarted.quotas.balance(ORIGIN.guild_id)).remaining == 100
+    await restarted.service.close()
+
+
+async def test_job_restart_after_post_charges_without_reposting(world: World):
+    """Stopped after posting but before recording it: found again, charged once, not reposted."""
+    job = await world.service.create(request(), ORIGIN)
+    await world.service.jobs.update(
+        job, state=JobState.POSTING, extra={"video_url": world.fal.video_url("x")}
+    )
+    restarted = await world.restart()
+    world.store = restarted.store
+    front = RecordingFrontEnd(posted_before_restart=777)
+    await restarted.service.resume(lambda _job: front)
+    assert await restarted.service.wait_idle(5)
+    done = await restarted.service.jobs.get(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert done.result_message_id == 777
+    assert front.deliveries == 0
+    assert (await restarted.quotas.balance(ORIGIN.guild_id)).spent == 20
+    await restarted.service.close()
+
+
+async def test_job_status_updates_are_coalesced(world: World):
+    """With a status interval, the front end sees fewer updates than fal's steps."""
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(30, 0, -1))
+    world.service.limits = JobLimits(status_interval=0.2)
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    await run(world, job, front)
+    assert front.deliveries == 1
+    assert len(front.progress_seen) < 30
