@@ -1,0 +1,65 @@
+"""Logs: JSON lines with dotted events, standard-library records routed through, no secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from bot.config import LogFormat
+from bot.logs import configure_logging
+from bot.redact import redact_text, safe_url
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging():
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
+def test_logging_json_redacts_secrets(capsys: pytest.CaptureFixture[str]):
+    """A secret in any field, and a signed URL's signature, never reach the output."""
+    configure_logging(level="INFO", fmt=LogFormat.JSON, secrets=["sk-very-secret-key"])
+    structlog.get_logger("t").info(
+        "provider.called",
+        header="Key sk-very-secret-key",
+        url="https://cdn.example/v.mp4?X-Amz-Signature=abcdef&X-Amz-Credential=zz",
+    )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["event"] == "provider.called"
+    assert "sk-very-secret-key" not in line
+    assert "abcdef" not in line
+    assert record["url"].startswith("https://cdn.example/v.mp4?")
+
+
+def test_logging_stdlib_records_are_routed(capsys: pytest.CaptureFixture[str]):
+    """discord.py's standard-library logs come out as the same JSON, redacted."""
+    configure_logging(level="INFO", fmt=LogFormat.JSON, secrets=["Bot-Token-123456"])
+    logging.getLogger("discord.client").info("logging in using static token %s", "Bot-Token-123456")
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert record["logger"] == "discord.client"
+    assert "Bot-Token-123456" not in record["event"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://a.b/c.mp4", "https://a.b/c.mp4"),
+        (
+            "https://cdn.discordapp.com/x.png?ex=1&is=2&hm=3",
+            "https://cdn.discordapp.com/x.png?<redacted>",
+        ),
+    ],
+)
+def test_safe_url_drops_queries(url: str, expected: str):
+    """Signed URLs lose their query; plain ones stay as they are."""
+    assert safe_url(url) == expected
+
+
+def test_redact_text_masks_known_secrets():
+    """Known secrets are masked wherever they occur in text."""
+    assert redact_text("token=abcd1234 end", ["abcd1234"]) == "token=*** end"

@@ -1,0 +1,62 @@
+"""Status updates: latest state wins, at most one send per interval, failures don't spread."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.throttle import LatestWins
+
+
+async def test_latest_wins_coalesces_bursts():
+    """A burst of values within one interval sends the first and the last only."""
+    sent: list[int] = []
+    last_sent = asyncio.Event()
+
+    async def send(value: int) -> None:
+        sent.append(value)
+        if value == 9:
+            last_sent.set()
+
+    throttle = LatestWins(send, min_interval=0.05)
+    for value in range(10):
+        throttle.publish(value)
+        await asyncio.sleep(0)
+    async with asyncio.timeout(2):
+        await last_sent.wait()
+    assert sent[0] == 0 and sent[-1] == 9
+    assert len(sent) <= 3
+    await throttle.close()
+
+
+async def test_latest_wins_skips_unchanged_values():
+    """Publishing what was last sent sends nothing."""
+    sent: list[str] = []
+
+    async def send(value: str) -> None:
+        sent.append(value)
+
+    throttle = LatestWins(send, min_interval=0.0)
+    throttle.publish("queued")
+    await asyncio.sleep(0.01)
+    throttle.publish("queued")
+    await asyncio.sleep(0.01)
+    assert sent == ["queued"]
+    await throttle.close()
+
+
+async def test_latest_wins_survives_a_failed_send():
+    """A failing send is logged and the next value still goes out."""
+    sent: list[int] = []
+
+    async def send(value: int) -> None:
+        if value == 1:
+            raise RuntimeError("discord said no")
+        sent.append(value)
+
+    throttle = LatestWins(send, min_interval=0.0)
+    throttle.publish(1)
+    await asyncio.sleep(0.01)
+    throttle.publish(2)
+    await asyncio.sleep(0.01)
+    assert sent == [2]
+    await throttle.close()
