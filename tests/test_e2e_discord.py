@@ -1,0 +1,221 @@
+"""The unmodified bot process against a loopback Discord and a loopback fal.
+
+These drive ``pikabot run`` exactly as Discord would: slash commands arrive over the gateway,
+the bot answers through the interaction callback, posts and edits channel messages over
+REST, and uploads the video as a multipart attachment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.bot_process import BotProcess
+from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID, DiscordDouble, Message
+from tests.fakes.fal import FakeFal
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Stack:
+    discord: DiscordDouble
+    fal: FakeFal
+    bot: BotProcess
+    db: Path
+
+    def ledger(self) -> list[tuple[str, int]]:
+        with sqlite3.connect(self.db) as db:
+            return list(db.execute("SELECT kind, amount FROM ledger ORDER BY id"))
+
+    def job_states(self) -> list[str]:
+        with sqlite3.connect(self.db) as db:
+            return [row[0] for row in db.execute("SELECT state FROM jobs ORDER BY id")]
+
+
+def footer(message: Message) -> str:
+    return message.embeds[0].get("footer", {}).get("text", "") if message.embeds else ""
+
+
+def description(message: Message) -> str:
+    return message.embeds[0].get("description", "") if message.embeds else ""
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with DiscordDouble() as discord, FakeFal(key="fal-e2e-key", stream_interval=0.05) as fal:
+        db = tmp_path / "pikabot.sqlite3"
+        env = {
+            "DISCORD_TOKEN": discord.token,
+            "FAL_KEY": "fal-e2e-key",
+            "FAL_QUEUE_URL": fal.url,
+            "PIKABOT_DATABASE": str(db),
+            "PIKABOT_DEV_GUILD_ID": str(GUILD_ID),
+            "PIKABOT_STATUS_EDIT_INTERVAL": "0.1",
+            "PIKABOT_POLL_INTERVAL": "0.1",
+            "PIKABOT_DEFAULT_ALLOWANCE": "100",
+        }
+        bot = BotProcess(discord.rest_base, env, tmp_path / "bot.log")
+        await bot.start()
+        try:
+            await discord.wait_ready(timeout=20)
+            await discord.wait_for(lambda e: e.kind == "command_sync", timeout=20)
+            yield Stack(discord, fal, bot, db)
+        finally:
+            await bot.stop()
+            assert not discord.errors, discord.errors
+            assert "fal-e2e-key" not in bot.log()
+            assert discord.token not in bot.log()
+
+
+async def pika(stack: Stack, **options: object):
+    interaction = await stack.discord.slash("pika", options, channel_id=CHANNEL_ID, user_id=USER_ID)
+    return interaction, await interaction.response(timeout=5)
+
+
+async def test_e2e_pika_posts_video_with_one_status_message(stack: Stack):
+    """/pika: private ack, one status message moving through states, the exact bytes attached."""
+    cursor = stack.discord.cursor()
+    _, callback = await pika(stack, prompt="a fox in snow -ar 9:16 -seed 42")
+    assert callback.ephemeral
+    assert "20 credits reserved" in callback.data["content"]
+    result = await stack.discord.wait_for_message(
+        lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=20, after=cursor
+    )
+    assert result.attachments[0].data == stack.fal.video
+    assert f"<@{USER_ID}>" in result.content
+    assert "seed 42" in str(result.embeds)
+    await stack.discord.wait_for_message(
+        lambda m: "Done" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=10,
+        after=cursor,
+        kinds=("message_update",),
+    )
+    status_messages = [
+        m
+        for m in stack.discord.messages(CHANNEL_ID)
+        if m.embeds and m.id != result.id and footer(m) == footer(result)
+    ]
+    assert len(status_messages) == 1, "exactly one status message per job"
+    status = status_messages[0]
+    shown = [e.embeds[0].get("description", "") for e in status.history if e.embeds]
+    assert any("Queued" in line for line in shown)
+    assert any("Generating" in line for line in shown)
+    assert "Done" in description(status)
+    assert stack.fal.recorded("submit")[0].json["aspect_ratio"] == "9:16"
+    await asyncio.sleep(0.2)  # the charge lands in the same transaction as DELIVERED
+    assert stack.job_states() == ["delivered"]
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
+
+
+async def test_e2e_video_over_upload_limit_is_linked(stack: Stack):
+    """A video over the guild's 10 MiB limit is posted as a link, saying why."""
+    stack.fal.video_size = 11 * 1024 * 1024
+    cursor = stack.discord.cursor()
+    await pika(stack, prompt="a long river")
+    result = await stack.discord.wait_for_message(
+        lambda m: "/files/" in m.content, channel_id=CHANNEL_ID, timeout=30, after=cursor
+    )
+    assert not result.attachments
+    assert "upload limit" in str(result.embeds)
+    assert not stack.discord.requests_to("POST", r"re:.*/messages$") or all(
+        r.status != 413 for r in stack.discord.requests
+    )
+
+
+async def test_e2e_failed_generation_refunds_and_explains(stack: Stack):
+    """fal's failure at result time: the status message says so and the credits come back."""
+    stack.fal.fail_result(500, "boom", error_type="generation_error")
+    cursor = stack.discord.cursor()
+    await pika(stack, prompt="a doomed clip")
+    status = await stack.discord.wait_for_message(
+        lambda m: "could not generate" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=20,
+        after=cursor,
+        kinds=("message_create", "message_update"),
+    )
+    assert "boom" not in str(status.embeds)
+    await asyncio.sleep(0.2)
+    assert [k for k, _ in stack.ledger()] == ["reserve", "refund"]
+    assert sum(a for _, a in stack.ledger()) == 0
+
+
+async def test_e2e_not_enough_credits_is_private_and_free(stack: Stack):
+    """Over the allowance: an ephemeral message with cost and balance, nothing submitted."""
+    cursor = stack.discord.cursor()
+    _, callback = await pika(stack, prompt="too expensive", resolution="1080p", duration=10)
+    assert callback.ephemeral
+    assert "90 credits reserved" in callback.data["content"]
+    _, second = await pika(stack, prompt="still too expensive", resolution="1080p", duration=10)
+    assert second.ephemeral and "costs 90 credits" in second.data["content"]
+    assert "has 10 left" in second.data["content"]
+    await stack.discord.wait_for_message(  # the first job reaches fal; the second never does
+        lambda m: m.attachments != [], channel_id=CHANNEL_ID, timeout=20, after=cursor
+    )
+    assert stack.fal.count("submit") == 1
+
+
+async def test_e2e_bad_flag_gets_friendly_ephemeral_error(stack: Stack):
+    """A bad flag in the prompt is explained privately and costs nothing."""
+    _, callback = await pika(stack, prompt="a cat -ar 7:3")
+    assert callback.ephemeral
+    assert "Unknown aspect ratio" in callback.data["content"]
+    assert stack.ledger() == []
+
+
+async def test_e2e_credits_command_shows_balance(stack: Stack):
+    """/credits shows what is left, the price of a 5 s 720p clip, and the reset time."""
+    interaction = await stack.discord.slash("credits", {}, channel_id=CHANNEL_ID, user_id=USER_ID)
+    callback = await interaction.response(timeout=5)
+    assert callback.ephemeral
+    fields = {f["name"]: f["value"] for f in callback.data["embeds"][0]["fields"]}
+    assert fields["Left"] == "**100** of 100"
+    assert fields["A 5 s 720p clip"] == "20 credits"
+    assert "<t:" in fields["Resets"]
+
+
+async def test_e2e_restart_mid_job_delivers_once(stack: Stack):
+    """kill -9 while fal holds the job; the next start resumes it and posts it exactly once."""
+    stack.fal.queue_positions = tuple(range(40, 0, -1))
+    stack.fal.stream_interval = 0.1
+    cursor = stack.discord.cursor()
+    await pika(stack, prompt="survives a crash")
+    await stack.discord.wait_for_message(
+        lambda m: "Queued" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=20,
+        after=cursor,
+        kinds=("message_create", "message_update"),
+    )
+    await stack.bot.kill()
+    assert stack.job_states() == ["queued"]
+    syncs_before = stack.discord.sync_count(GUILD_ID)
+    await stack.bot.start()
+    result = await stack.discord.wait_for_message(
+        lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=40, after=cursor
+    )
+    assert result.attachments[0].data == stack.fal.video
+    await asyncio.sleep(0.5)
+    posted = [m for m in stack.discord.messages(CHANNEL_ID) if m.attachments]
+    assert len(posted) == 1
+    assert stack.fal.count("submit") == 1
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
+    assert stack.discord.sync_count(GUILD_ID) == syncs_before, "unchanged commands not re-synced"
+
+
+async def test_e2e_sigterm_shuts_down_cleanly(stack: Stack):
+    """SIGTERM ends the process with exit code 0 and leaves the database consistent."""
+    code = await stack.bot.stop(signal.SIGTERM)
+    assert code == 0, stack.bot.log()[-2000:]
+    with sqlite3.connect(stack.db) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    await stack.bot.start()  # the fixture stops it again
+    await stack.discord.wait_for(lambda e: e.kind == "gateway_ready", timeout=20, after=0)
