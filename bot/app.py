@@ -63,13 +63,9 @@ class PikaBot(commands.Bot):
 
     async def resume_jobs(self) -> None:
         """Carry on the jobs that were running when the bot last stopped."""
-        from cogs.pika import PikaCog
+        from cogs.launcher import JobLauncher
 
-        cog = self.get_cog(PikaCog.__cog_name__)
-        if not isinstance(cog, PikaCog):
-            log.error("jobs.not_resumed", reason="the pika cog is not loaded")
-            return
-        resumed = await self.services.jobs.resume(cog.observer)
+        resumed = await self.services.jobs.resume(JobLauncher(self).observer)
         log.info("jobs.resumed", count=len(resumed))
 
     def _scope(self) -> discord.Object | None:

@@ -67,13 +67,15 @@ class JobStore:
         provider: str,
         cost: int,
         reservation_id: int | None,
+        extra: dict[str, str] | None = None,
     ) -> Job:
         """Insert a PENDING job inside the caller's transaction (with its reservation)."""
         now = utcnow()
+        extra = dict(extra or {})
         job_id = await db.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, user_name, request, provider, cost,"
-            " reservation_id, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reservation_id, state, extra, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 origin.guild_id,
                 origin.channel_id,
@@ -84,6 +86,7 @@ class JobStore:
                 cost,
                 reservation_id,
                 JobState.PENDING.value,
+                json.dumps(extra),
                 now.isoformat(),
                 now.isoformat(),
             ),
@@ -98,6 +101,7 @@ class JobStore:
             state=JobState.PENDING,
             created_at=now,
             updated_at=now,
+            extra=extra,
         )
 
     async def get(self, job_id: int) -> Job | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,12 +33,18 @@ from typing import Protocol
 import aiohttp
 import structlog
 
+from bot.circuit import CircuitBreaker
 from bot.delivery import DownloadedVideo, download
 from bot.job_store import JobStore
 from bot.models import GenerationRequest, Job, JobState, Origin, Progress
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
-from bot.providers.errors import DeadlineExceeded, ProviderError
+from bot.providers.errors import (
+    DeadlineExceeded,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
 from bot.quotas import InsufficientCredits, Quotas
 from bot.store import Store, utcnow
 from bot.throttle import LatestWins
@@ -49,6 +55,10 @@ GENERIC_FAILURE = "Something went wrong on the bot's side. Your credits were ref
 RESTARTED_MID_SUBMIT = (
     "The bot restarted while sending this request, so it was dropped. Your credits were refunded."
 )
+FOLLOW_ATTEMPTS = 6
+"""How often following a job is resumed after a provider outage before the job fails."""
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
 
 
 class JobObserver(Protocol):
@@ -129,6 +139,9 @@ class JobService:
         self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closing = False
+        self._cancel_requests: dict[int, str] = {}
+        self._critical: set[asyncio.Future[None]] = set()
+        self.breaker = CircuitBreaker()
 
     # -- taking a request ------------------------------------------------------------------
 
@@ -142,10 +155,21 @@ class JobService:
         except Unpriced:
             raise RequestRefused("This combination of settings is not offered here.") from None
 
-    async def create(self, request: GenerationRequest, origin: Origin) -> Job:
-        """Price the request, reserve its credits and persist the job, in one transaction."""
+    async def create(
+        self, request: GenerationRequest, origin: Origin, *, extra: dict[str, str] | None = None
+    ) -> Job:
+        """Price the request, reserve its credits and persist the job, in one transaction.
+
+        ``extra`` holds front-end facts kept with the job (upload limit, the job it reruns).
+        """
         if self._closing:
             raise RequestRefused("The bot is restarting. Please try again in a minute.")
+        if self.breaker.is_open:
+            minutes = max(1, round(self.breaker.retry_in() / 60))
+            raise RequestRefused(
+                "The video service is having trouble right now, so I'm not sending new requests"
+                f" for about {minutes} min. No credits were used."
+            )
         priced = self.quote(request)
         async with self._store.transaction() as db:
             try:
@@ -161,6 +185,7 @@ class JobService:
                 provider=self.provider.name,
                 cost=priced.credits,
                 reservation_id=reservation.id,
+                extra=extra,
             )
         log.info(
             "job.created",
@@ -200,9 +225,51 @@ class JobService:
         _, pending = await asyncio.wait(tasks, timeout=within)
         return not pending
 
+    async def cancel(self, job_id: int, *, reason: str) -> Job | None:
+        """Cancel a queued or running job and refund it; None if it is too late to cancel.
+
+        A job that is downloading or posting has been made and paid for at the provider, so
+        it is delivered rather than cancelled.
+        """
+        job = await self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return None
+        if job.state in (JobState.DOWNLOADING, JobState.POSTING):
+            return None
+        task = self._tasks.get(job_id)
+        if task is None:
+            # Not running in this process (say, refused a slot at start-up): settle it here.
+            await self._cancel_at_provider(job)
+            await self._settle_failure(job, reason, JobState.CANCELLED)
+            return job
+        self._cancel_requests[job_id] = reason
+        task.cancel()
+        await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_SECONDS)
+        return await self.jobs.get(job_id)
+
+    @contextlib.asynccontextmanager
+    async def _critical_section(self) -> AsyncIterator[None]:
+        """A step that must not be cut in half by a shutdown (a submit, a post)."""
+        if self._closing:
+            raise asyncio.CancelledError  # leave the job in its persisted state for resume
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._critical.add(done)
+        try:
+            yield
+        finally:
+            self._critical.discard(done)
+            if not done.done():
+                done.set_result(None)
+
     async def close(self) -> None:
-        """Stop taking jobs and stop the running ones where they are; they resume next start."""
+        """Stop taking jobs and stop the running ones where they are; they resume next start.
+
+        Submits and posts already in flight get up to ``SHUTDOWN_GRACE_SECONDS`` to finish, so
+        a deploy does not leave jobs in the ambiguous SUBMITTING state.
+        """
         self._closing = True
+        if self._critical:
+            await asyncio.wait(set(self._critical), timeout=SHUTDOWN_GRACE_SECONDS)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -225,8 +292,15 @@ class JobService:
             bound.warning("job.failed", error=type(exc).__name__, detail=str(exc))
             await self._fail(job, observer, exc.user_message)
         except asyncio.CancelledError:
-            bound.info("job.suspended", state=job.state.value)
-            raise
+            reason = self._cancel_requests.pop(job.id, None)
+            if reason is None:
+                bound.info("job.suspended", state=job.state.value)
+                raise
+            bound.info("job.cancelled", state=job.state.value)
+            await self._cancel_at_provider(job)
+            await self._settle_failure(job, reason, JobState.CANCELLED)
+            with contextlib.suppress(Exception):
+                await observer.failed(job, reason)
         except Exception:
             bound.exception("job.crashed")
             await self._fail(job, observer, GENERIC_FAILURE)
@@ -267,13 +341,14 @@ class JobService:
                 filename=f"pika-{job.id}.mp4",
             )
             try:
-                await self.jobs.update(job, state=JobState.POSTING, extra={**job.extra})
-                status.publish(Progress(JobState.POSTING))
-                await status.close()
-                message_id = await observer.delivered(job, video)
+                async with self._critical_section():
+                    await self.jobs.update(job, state=JobState.POSTING)
+                    status.publish(Progress(JobState.POSTING))
+                    await status.close()
+                    message_id = await observer.delivered(job, video)
+                    await self._finish(job, message_id, bound)
             finally:
                 video.discard()
-            await self._finish(job, message_id, bound)
             return
         if job.state is JobState.POSTING:
             message_id = await observer.already_delivered(job)
@@ -285,16 +360,44 @@ class JobService:
             await self._finish(job, message_id, bound)
 
     async def _submit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
-        await self.jobs.update(job, state=JobState.SUBMITTING)
-        handle = await self.provider.submit(job.request)
-        await self.jobs.update(
-            job, state=JobState.QUEUED, provider_handle=handle.to_json(), started_at=utcnow()
-        )
+        async with self._critical_section():
+            await self.jobs.update(job, state=JobState.SUBMITTING)
+            try:
+                handle = await self.provider.submit(job.request)
+            except (TransientError, RateLimited):
+                self.breaker.record_outage()
+                raise
+            self.breaker.record_success()
+            await self.jobs.update(
+                job, state=JobState.QUEUED, provider_handle=handle.to_json(), started_at=utcnow()
+            )
         bound.info("job.submitted", provider=self.provider.name, request_id=handle.request_id)
 
     async def _follow(self, job: Job, status: LatestWins[Progress]) -> ProviderResult:
+        """Follow the provider's job; an outage while following is waited out, not a failure.
+
+        The provider keeps making the clip while its status API hiccups, so a transient
+        error re-enters ``watch`` after a pause (bounded in count, and by the job deadline).
+        """
         assert job.provider_handle is not None
         handle = ProviderHandle.from_json(job.provider_handle)
+        for attempt in range(1, FOLLOW_ATTEMPTS + 1):
+            try:
+                result = await self._follow_once(job, handle, status)
+            except (TransientError, RateLimited) as exc:
+                self.breaker.record_outage()
+                if attempt == FOLLOW_ATTEMPTS:
+                    raise
+                log.warning("job.follow_interrupted", job_id=job.id, error=type(exc).__name__)
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+            else:
+                self.breaker.record_success()
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _follow_once(
+        self, job: Job, handle: ProviderHandle, status: LatestWins[Progress]
+    ) -> ProviderResult:
         async for observed in self.provider.watch(handle):
             if observed.kind is StatusKind.COMPLETED and observed.result is not None:
                 return observed.result
@@ -325,13 +428,15 @@ class JobService:
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
 
-    async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
+    async def _settle_failure(self, job: Job, reason: str, state: JobState) -> None:
+        """Refund and end the job in one transaction."""
         async with self._store.transaction() as db:
             if job.reservation_id is not None:
                 await self._quotas.refund_in(db, job.reservation_id, job_id=job.id, reason=reason)
-            await self.jobs.update_in(
-                db, job, state=JobState.FAILED, error=reason, finished_at=utcnow()
-            )
+            await self.jobs.update_in(db, job, state=state, error=reason, finished_at=utcnow())
+
+    async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
+        await self._settle_failure(job, reason, JobState.FAILED)
         try:
             await observer.failed(job, reason)
         except Exception:

@@ -1,4 +1,11 @@
 """The Discord front end: thin cogs that translate between Discord and the core in ``bot/``."""
 
-EXTENSIONS = ("cogs.errors", "cogs.pika", "cogs.credits")
+EXTENSIONS = (
+    "cogs.errors",
+    "cogs.pika",
+    "cogs.scenes",
+    "cogs.controls",
+    "cogs.credits",
+    "cogs.history",
+)
 """Loaded in this order by :class:`bot.app.PikaBot`."""

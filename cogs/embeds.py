@@ -51,6 +51,12 @@ def _request_fields(embed: discord.Embed, job: Job) -> None:
     embed.add_field(name="Settings", value=options_line(job), inline=False)
     embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
     embed.add_field(name="Requested by", value=f"<@{job.origin.user_id}>", inline=True)
+    if job.extra.get("rerun_of_url"):
+        embed.add_field(
+            name="Rerun of",
+            value=f"[job {job.extra['rerun_of']}]({job.extra['rerun_of_url']})",
+            inline=True,
+        )
 
 
 def status_line(job: Job, progress: Progress) -> str:
@@ -58,6 +64,8 @@ def status_line(job: Job, progress: Progress) -> str:
     line = _STATE_LINES[progress.state]
     if progress.state is JobState.QUEUED and progress.queue_position is not None:
         line += f" · position {progress.queue_position + 1}"
+    if progress.state is JobState.PENDING and progress.queue_position is not None:
+        line += f" · waiting in line, position {progress.queue_position + 1}"
     if progress.state is JobState.GENERATING and job.started_at is not None:
         # A relative timestamp ticks on the member's screen without any edit from us.
         line += f" · started {_ts(job.started_at)}"
@@ -106,8 +114,11 @@ def result_embed(job: Job, *, took_seconds: float, note: str | None = None) -> d
 
 def failed_embed(job: Job, reason: str) -> discord.Embed:
     """The status message of a job that failed (credits refunded)."""
+    cancelled = job.state is JobState.CANCELLED
     embed = discord.Embed(
-        title="The video could not be made", description=f"❌ {reason}", colour=COLOUR_FAILED
+        title="Cancelled" if cancelled else "The video could not be made",
+        description=f"{'🚫' if cancelled else '❌'} {reason}",
+        colour=COLOUR_FAILED,
     )
     _request_fields(embed, job)
     embed.set_footer(text=f"job {job.id} · {job.cost} credits refunded")

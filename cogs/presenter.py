@@ -6,6 +6,8 @@ interaction token, which dies after 15 minutes while a job may run longer.
 
 from __future__ import annotations
 
+import contextlib
+
 import discord
 import structlog
 
@@ -16,9 +18,13 @@ from bot.providers.errors import ProviderError
 from bot.redact import safe_url
 from bot.store import utcnow
 from cogs.embeds import done_embed, failed_embed, result_embed, status_embed
+from cogs.views import result_view, status_view
 
 log = structlog.get_logger(__name__)
 
+MESSAGE_TOO_OLD_TO_EDIT = 30046
+"""Discord's code for "maximum number of edits to messages older than 1 hour reached"."""
+RERUN_EMOJI = "🔁"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's per-attachment limit for bots in a guild without boosts."""
 
@@ -46,16 +52,28 @@ class DiscordJobObserver:
             job.origin.channel_id, guild_id=job.origin.guild_id
         )
 
-    async def _show(self, job: Job, embed: discord.Embed) -> None:
-        """Edit the status message; post a new one if it is gone."""
+    async def _show(self, job: Job, embed: discord.Embed, *, final: bool = False) -> None:
+        """Edit the status message; post a new one if it is gone or too old to edit.
+
+        A final edit removes the Cancel button; progress edits leave the buttons alone.
+        """
         if job.status_message_id is not None:
+            message = self._channel.get_partial_message(job.status_message_id)
             try:
-                await self._channel.get_partial_message(job.status_message_id).edit(embed=embed)
+                if final:
+                    await message.edit(embed=embed, view=None)
+                else:
+                    await message.edit(embed=embed)
                 return
             except discord.NotFound:
                 log.info("status.message_gone", job_id=job.id)
-        message = await self._channel.send(embed=embed)
-        await self._jobs.attach_status_message(job, message.id)
+            except discord.HTTPException as exc:
+                if exc.code != MESSAGE_TOO_OLD_TO_EDIT:
+                    raise
+                log.info("status.message_too_old", job_id=job.id)
+        view = None if final else status_view(job)
+        sent = await self._channel.send(embed=embed, view=view or discord.utils.MISSING)
+        await self._jobs.attach_status_message(job, sent.id)
 
     async def progress(self, job: Job, progress: Progress) -> None:
         """Edit the status message to the job's live state."""
@@ -84,6 +102,7 @@ class DiscordJobObserver:
                     embed=result_embed(job, took_seconds=took),
                     file=discord.File(video.path, filename=video.filename),
                     allowed_mentions=allowed,
+                    view=result_view(job),
                 )
             except discord.HTTPException as exc:
                 if exc.status != 413:
@@ -102,9 +121,12 @@ class DiscordJobObserver:
                 content=f"{mention} {url}",
                 embed=result_embed(job, took_seconds=took, note=note),
                 allowed_mentions=allowed,
+                view=result_view(job),
             )
+        with contextlib.suppress(discord.HTTPException):  # an invitation to rerun, not vital
+            await message.add_reaction(RERUN_EMOJI)
         try:
-            await self._show(job, done_embed(job, message.jump_url))
+            await self._show(job, done_embed(job, message.jump_url), final=True)
         except discord.HTTPException:
             log.warning("status.final_edit_failed", job_id=job.id, exc_info=True)
         return message.id
@@ -123,8 +145,8 @@ class DiscordJobObserver:
         return None
 
     async def failed(self, job: Job, reason: str) -> None:
-        """Turn the status message into a clear failure notice."""
-        await self._show(job, failed_embed(job, reason))
+        """Turn the status message into a clear failure (or cancellation) notice."""
+        await self._show(job, failed_embed(job, reason), final=True)
 
 
 def is_running(job: Job) -> bool:

@@ -1,0 +1,196 @@
+"""Starting a job from Discord: ``/pika``, ``/pika-scenes``, rerun buttons and 🔁 reactions.
+
+Every entry point goes through here, so each one answers the member the same way: a private
+refusal that costs nothing, or a private acknowledgement with the cost, then one public status
+message that the job's presenter keeps up to date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import discord
+import structlog
+
+from bot.jobs import RequestRefused
+from bot.models import GenerationRequest, Job, Origin, Progress
+from cogs.embeds import status_embed
+from cogs.presenter import DiscordJobObserver
+from cogs.views import status_view
+
+if TYPE_CHECKING:
+    from bot.app import PikaBot
+
+log = structlog.get_logger(__name__)
+
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+"""Pika's gateways take first frames of a few MB; 10 MiB is also Discord's default upload cap."""
+
+REQUIRED_CHANNEL_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+)
+NOTICE_SECONDS = 20.0
+"""How long a public notice for a reaction (which has no private reply) stays up."""
+
+
+def missing_permissions(granted: discord.Permissions) -> list[str]:
+    """The channel permissions the bot needs but lacks, in words."""
+    return [
+        name.replace("_", " ")
+        for name, needed in REQUIRED_CHANNEL_PERMISSIONS
+        if needed and not getattr(granted, name)
+    ]
+
+
+def image_urls(attachments: Sequence[discord.Attachment]) -> tuple[str, ...]:
+    """Check each image's type and size before anything is reserved; return their URLs."""
+    urls = []
+    for attachment in attachments:
+        kind = (attachment.content_type or "").split(";")[0].strip().lower()
+        if kind not in IMAGE_TYPES:
+            raise RequestRefused(
+                f"`{attachment.filename}` is not an image I can use: send a PNG, JPEG or WebP."
+            )
+        if attachment.size > MAX_IMAGE_BYTES:
+            raise RequestRefused(
+                f"`{attachment.filename}` is {attachment.size / 1_048_576:.1f} MB;"
+                f" images must be under {MAX_IMAGE_BYTES // 1_048_576} MB."
+            )
+        # Discord's CDN URL is signed and expires after a while; the provider fetches it at
+        # once, and it is kept only in the job row, never logged.
+        urls.append(attachment.url)
+    return tuple(urls)
+
+
+def origin_of(interaction: discord.Interaction) -> Origin:
+    """Where an interaction came from."""
+    assert interaction.guild_id is not None and interaction.channel_id is not None
+    return Origin(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+        user_name=interaction.user.display_name,
+    )
+
+
+class JobLauncher:
+    """Creates jobs for Discord members and shows them."""
+
+    def __init__(self, bot: PikaBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+
+    def observer(self, job: Job) -> DiscordJobObserver:
+        """The Discord presenter for a job (also for jobs resumed after a restart)."""
+        return DiscordJobObserver(self.bot, self.services.jobs, job)
+
+    async def from_interaction(
+        self,
+        interaction: discord.Interaction,
+        request: GenerationRequest,
+        *,
+        extra: dict[str, str] | None = None,
+    ) -> Job | None:
+        """Reserve and start a job for the member behind ``interaction``; None if refused."""
+        missing = missing_permissions(interaction.app_permissions)
+        if missing:
+            await interaction.response.send_message(
+                "I can't post videos in this channel: I'm missing the "
+                + ", ".join(missing)
+                + " permission. Ask a moderator to grant it, or use another channel.",
+                ephemeral=True,
+            )
+            return None
+        extra = {**(extra or {}), "upload_limit": str(interaction.filesize_limit)}
+        try:
+            job = await self.services.jobs.create(request, origin_of(interaction), extra=extra)
+        except RequestRefused as refused:
+            await interaction.response.send_message(refused.user_message, ephemeral=True)
+            return None
+        try:
+            await self._acknowledge(interaction, job)
+        finally:
+            # Whatever happened to the answer, the job runs: its credits are reserved.
+            self.services.jobs.start(job, self.observer(job))
+        return job
+
+    async def from_reaction(
+        self, original: Job, *, user: discord.abc.User, request: GenerationRequest
+    ) -> Job | None:
+        """Rerun ``original`` for ``user`` who reacted 🔁 (no private reply is possible)."""
+        origin = Origin(
+            guild_id=original.origin.guild_id,
+            channel_id=original.origin.channel_id,
+            user_id=user.id,
+            user_name=user.display_name,
+        )
+        channel = self.bot.get_partial_messageable(origin.channel_id, guild_id=origin.guild_id)
+        extra = rerun_extra(original, self.bot)
+        if "upload_limit" in original.extra:
+            extra["upload_limit"] = original.extra["upload_limit"]
+        try:
+            job = await self.services.jobs.create(request, origin, extra=extra)
+        except RequestRefused as refused:
+            with contextlib.suppress(discord.HTTPException):
+                await channel.send(
+                    f"<@{user.id}> {refused.user_message}",
+                    delete_after=NOTICE_SECONDS,
+                    allowed_mentions=discord.AllowedMentions(users=[discord.Object(user.id)]),
+                )
+            return None
+        try:
+            await self._post_status(job)
+        finally:
+            self.services.jobs.start(job, self.observer(job))
+        return job
+
+    async def _post_status(self, job: Job) -> discord.Message | None:
+        channel = self.bot.get_partial_messageable(
+            job.origin.channel_id, guild_id=job.origin.guild_id
+        )
+        try:
+            message = await channel.send(
+                embed=status_embed(job, Progress(job.state)),
+                view=status_view(job),
+            )
+        except discord.HTTPException:
+            # The presenter posts a status message itself on its first update.
+            log.warning("status.post_failed", job_id=job.id, exc_info=True)
+            return None
+        await self.services.jobs.attach_status_message(job, message.id)
+        return message
+
+    async def _acknowledge(self, interaction: discord.Interaction, job: Job) -> None:
+        """Answer the member privately, then post the public status message."""
+        text = (
+            f"Your clip is on its way: {job.cost} credits reserved, refunded if it fails."
+            f" Seed {job.request.seed}."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+        message = await self._post_status(job)
+        if message is None:
+            return
+        with contextlib.suppress(discord.HTTPException):  # a convenience link only
+            await interaction.edit_original_response(
+                content=f"{text} Follow it here: {message.jump_url}"
+            )
+
+
+def rerun_extra(original: Job, bot: discord.Client) -> dict[str, str]:
+    """What a rerun remembers of the job it repeats (shown as a link on its status)."""
+    extra = {"rerun_of": str(original.id)}
+    message_id = original.result_message_id or original.status_message_id
+    if message_id is not None:
+        extra["rerun_of_url"] = (
+            f"https://discord.com/channels/{original.origin.guild_id}/"
+            f"{original.origin.channel_id}/{message_id}"
+        )
+    return extra
