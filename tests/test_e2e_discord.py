@@ -11,72 +11,24 @@ import asyncio
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.bot_process import BotProcess
-from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID, DiscordDouble, Message
-from tests.fakes.fal import FakeFal
+from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID
+from tests.fakes.stack import Stack, description, footer, running_stack
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class Stack:
-    discord: DiscordDouble
-    fal: FakeFal
-    bot: BotProcess
-    db: Path
-
-    def ledger(self) -> list[tuple[str, int]]:
-        with sqlite3.connect(self.db) as db:
-            return list(db.execute("SELECT kind, amount FROM ledger ORDER BY id"))
-
-    def job_states(self) -> list[str]:
-        with sqlite3.connect(self.db) as db:
-            return [row[0] for row in db.execute("SELECT state FROM jobs ORDER BY id")]
-
-
-def footer(message: Message) -> str:
-    return message.embeds[0].get("footer", {}).get("text", "") if message.embeds else ""
-
-
-def description(message: Message) -> str:
-    return message.embeds[0].get("description", "") if message.embeds else ""
-
-
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with DiscordDouble() as discord, FakeFal(key="fal-e2e-key", stream_interval=0.05) as fal:
-        db = tmp_path / "pikabot.sqlite3"
-        env = {
-            "DISCORD_TOKEN": discord.token,
-            "FAL_KEY": "fal-e2e-key",
-            "FAL_QUEUE_URL": fal.url,
-            "PIKABOT_DATABASE": str(db),
-            "PIKABOT_DEV_GUILD_ID": str(GUILD_ID),
-            "PIKABOT_STATUS_EDIT_INTERVAL": "0.1",
-            "PIKABOT_POLL_INTERVAL": "0.1",
-            "PIKABOT_DEFAULT_ALLOWANCE": "100",
-        }
-        bot = BotProcess(discord.rest_base, env, tmp_path / "bot.log")
-        await bot.start()
-        try:
-            await discord.wait_ready(timeout=20)
-            await discord.wait_for(lambda e: e.kind == "command_sync", timeout=20)
-            yield Stack(discord, fal, bot, db)
-        finally:
-            await bot.stop()
-            assert not discord.errors, discord.errors
-            assert "fal-e2e-key" not in bot.log()
-            assert discord.token not in bot.log()
+    async with running_stack(tmp_path) as running:
+        yield running
 
 
 async def pika(stack: Stack, **options: object):
-    interaction = await stack.discord.slash("pika", options, channel_id=CHANNEL_ID, user_id=USER_ID)
-    return interaction, await interaction.response(timeout=5)
+    return await stack.pika(**options)
 
 
 async def test_e2e_pika_posts_video_with_one_status_message(stack: Stack):

@@ -1,0 +1,199 @@
+"""Reruns, buttons, cancel, delete and history on the real bot process, across restarts,
+and the Discord faults it must ride out (429, 500, 413, expired interaction tokens)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.discord import ADMIN_ID, CHANNEL_ID, USER_ID
+from tests.fakes.stack import Stack, description, running_stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, PIKABOT_DEFAULT_ALLOWANCE="500") as running:
+        yield running
+
+
+def custom_ids(message) -> list[str]:
+    return [c["custom_id"] for row in message.components for c in row.get("components", [])]
+
+
+async def settled(stack: Stack, count: int) -> None:
+    """Wait (bounded) until ``count`` jobs are terminal in the database."""
+    # The database belongs to another process: there is no event to wait on, so poll (bounded).
+    async with asyncio.timeout(10):
+        while sum(s in ("delivered", "failed", "cancelled") for s in stack.job_states()) < count:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_e2e_result_has_rerun_reaction_and_buttons(stack: Stack):
+    """A posted video carries 🔁 and Rerun / 1080p / 10-second / Delete buttons."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="a lighthouse", seed=11)
+    result = await stack.delivered(cursor)
+    await stack.discord.wait_for(lambda e: e.kind == "reaction_add", timeout=10, after=cursor)
+    assert "🔁" in stack.discord.get_message(result.id).reactions
+    job_id = stack.job_column("id")[0]
+    assert custom_ids(result) == [
+        f"pikabot:rerun:{job_id}:new",
+        f"pikabot:rerun:{job_id}:hd",
+        f"pikabot:rerun:{job_id}:long",
+        f"pikabot:delete:{job_id}",
+    ]
+
+
+async def test_e2e_reaction_rerun_works_after_restart(stack: Stack):
+    """🔁 by another member on a video from before a restart runs it again for that member."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="a lighthouse", seed=11)
+    first = await stack.delivered(cursor)
+    await settled(stack, 1)
+    await stack.restart()
+    cursor = stack.discord.cursor()
+    await stack.discord.react(CHANNEL_ID, first.id, "🔁", ADMIN_ID)
+    second = await stack.delivered(cursor)
+    assert second.id != first.id
+    assert f"<@{ADMIN_ID}>" in second.content
+    await settled(stack, 2)
+    assert stack.job_column("user_id") == [USER_ID, ADMIN_ID]
+    seeds = [body.json["seed"] for body in stack.fal.recorded("submit")]
+    assert seeds[0] == 11 and seeds[1] != 11
+    status = [m for m in stack.discord.messages(CHANNEL_ID) if "Rerun of" in str(m.embeds)]
+    assert len(status) == 1
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge", "reserve", "charge"]
+
+
+async def test_e2e_bot_ignores_its_own_reaction(stack: Stack):
+    """The bot's own 🔁 (which comes back as an event) starts nothing."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="a lighthouse")
+    await stack.delivered(cursor)
+    await stack.discord.wait_for(lambda e: e.kind == "reaction_add", timeout=10, after=cursor)
+    await asyncio.sleep(0.5)
+    assert stack.fal.count("submit") == 1
+
+
+async def test_e2e_buttons_work_after_restart(stack: Stack):
+    """'Same seed in 1080p' on a message from before a restart submits seed and 1080p."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="a lighthouse", seed=11)
+    first = await stack.delivered(cursor)
+    await settled(stack, 1)
+    await stack.restart()
+    job_id = stack.job_column("id")[0]
+    cursor = stack.discord.cursor()
+    click = await stack.discord.click(first.id, f"pikabot:rerun:{job_id}:hd", user_id=USER_ID)
+    answer = await click.response(timeout=5)
+    assert answer.ephemeral and "45 credits reserved" in answer.data["content"]
+    await stack.delivered(cursor)
+    second = stack.fal.recorded("submit")[1].json
+    assert (second["seed"], second["resolution"]) == (11, "1080p")
+
+
+async def test_e2e_cancel_button_refunds(stack: Stack):
+    """Cancel on a queued job: fal is asked to cancel, credits come back, the status says so."""
+    stack.fal.queue_positions = tuple(range(200, 0, -1))
+    stack.fal.stream_interval = 0.1
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="never mind")
+    status = await stack.discord.wait_for_message(
+        lambda m: "Queued" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=20,
+        after=cursor,
+        kinds=("message_create", "message_update"),
+    )
+    job_id = stack.job_column("id")[0]
+    stranger = await stack.discord.add_member("carol")
+    refused = await stack.discord.click(status.id, f"pikabot:cancel:{job_id}", user_id=stranger)
+    assert "Only the member" in (await refused.response(timeout=5)).data["content"]
+    click = await stack.discord.click(status.id, f"pikabot:cancel:{job_id}", user_id=USER_ID)
+    await click.response(timeout=5)
+    await stack.discord.wait_for_message(
+        lambda m: m.id == status.id and "Cancelled" in str(m.embeds),
+        timeout=15,
+        after=cursor,
+        kinds=("message_update",),
+    )
+    assert stack.job_states() == ["cancelled"]
+    assert stack.fal.count("cancel") == 1
+    assert [k for k, _ in stack.ledger()] == ["reserve", "refund"]
+    assert custom_ids(stack.discord.get_message(status.id)) == []
+
+
+async def test_e2e_delete_button_for_requester_only(stack: Stack):
+    """Delete removes the result for its requester; another member is refused."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="short-lived")
+    result = await stack.delivered(cursor)
+    job_id = stack.job_column("id")[0]
+    stranger = await stack.discord.add_member("dave")
+    refused = await stack.discord.click(result.id, f"pikabot:delete:{job_id}", user_id=stranger)
+    assert (await refused.response(timeout=5)).ephemeral
+    assert not stack.discord.get_message(result.id).deleted
+    click = await stack.discord.click(result.id, f"pikabot:delete:{job_id}", user_id=USER_ID)
+    await click.response(timeout=5)
+    await stack.discord.wait_for(
+        lambda e: e.kind == "message_delete" and e.message.id == result.id, timeout=10
+    )
+
+
+async def test_e2e_history_lists_jobs(stack: Stack):
+    """/history shows a member's jobs with state and cost, privately."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="for the history books")
+    await stack.delivered(cursor)
+    await settled(stack, 1)
+    interaction = await stack.discord.slash("history", {}, channel_id=CHANNEL_ID, user_id=USER_ID)
+    answer = await interaction.response(timeout=5)
+    assert answer.ephemeral
+    text = answer.data["embeds"][0]["description"]
+    assert "delivered" in text and "20 cr" in text and "for the history books" in text
+
+
+async def test_e2e_discord_429_and_500_are_ridden_out(stack: Stack):
+    """A 429 and a 500 on posting are retried; the video still arrives once."""
+    stack.discord.fail("POST /channels/{id}/messages", 429, times=1, retry_after=0.2)
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="through the storm")
+    stack.discord.fail("POST /channels/{id}/messages", 500, times=1)
+    await stack.delivered(cursor)
+    await settled(stack, 1)
+    assert stack.job_states() == ["delivered"]
+    assert len([m for m in stack.discord.messages(CHANNEL_ID) if m.attachments]) == 1
+
+
+async def test_e2e_upload_refused_413_falls_back_to_link(stack: Stack):
+    """Discord refusing the upload as too large (413) gets a link instead, saying why."""
+    stack.discord.set_upload_limit(100)  # smaller than the guild's advertised 10 MiB
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="a big one")
+    linked = await stack.discord.wait_for_message(
+        lambda m: "/files/" in m.content, channel_id=CHANNEL_ID, timeout=20, after=cursor
+    )
+    assert "too large" in str(linked.embeds)
+    await settled(stack, 1)
+    assert stack.job_states() == ["delivered"]
+
+
+async def test_e2e_expired_interaction_token_does_not_matter(stack: Stack):
+    """With every interaction token dead at once, status and result still arrive."""
+    stack.discord.interaction_token_ttl = 0.0
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="long job")
+    stack.discord.expire_interactions()
+    await stack.delivered(cursor)
+    await stack.discord.wait_for_message(
+        lambda m: "Done" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=10,
+        after=cursor,
+        kinds=("message_update",),
+    )
