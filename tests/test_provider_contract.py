@@ -19,11 +19,18 @@ import pytest
 from bot.models import GenerationRequest, Mode, PikaModel
 from bot.providers.aigateway import AIGatewayProvider
 from bot.providers.base import Provider, ProviderStatus, StatusKind
-from bot.providers.errors import AuthenticationError, GenerationFailed, RejectedInput
+from bot.providers.errors import (
+    AuthenticationError,
+    GenerationFailed,
+    RejectedInput,
+    TransientError,
+)
+from bot.providers.fal import FalProvider
 from bot.providers.http import RetryPolicy
 from bot.providers.onemin import OneMinProvider
 from bot.providers.pixazo import PixazoProvider
 from tests.fakes.aigateway import FakeAIGateway
+from tests.fakes.fal import FakeFal
 from tests.fakes.onemin import FakeOneMin
 from tests.fakes.pixazo import FakePixazo
 
@@ -47,6 +54,26 @@ class ProviderFactory:
     build: Callable[[aiohttp.ClientSession, Any, str], Provider]
     fail: Callable[[Any], None]
     lacking: GenerationRequest
+
+
+@pytest.fixture
+def fal_factory() -> ProviderFactory:
+    return ProviderFactory(
+        name="fal",
+        fake=lambda: FakeFal(),
+        build=lambda session, fake, key: FalProvider(
+            session, api_key=key, base_url=fake.url, poll_interval=POLL, retry=FAST
+        ),
+        # fal's failed generation still reaches COMPLETED; the result fetch carries the error.
+        fail=lambda fake: fake.fail_result(500, "boom", error_type="generation_error"),
+        lacking=REQUEST.model_copy(
+            update={
+                "model": PikaModel.V2_1,
+                "mode": Mode.SCENES,
+                "image_urls": ("https://example.com/a.png",),
+            }
+        ),
+    )
 
 
 @pytest.fixture
@@ -96,6 +123,7 @@ def pixazo_factory() -> ProviderFactory:
 
 
 PROVIDER_FACTORIES = [
+    "fal_factory",
     "aigateway_factory",
     "onemin_factory",
     "pixazo_factory",
@@ -187,3 +215,38 @@ async def test_contract_prices_cover_what_capabilities_offer(factory, session):
                     )
                     assert provider.prices.usd_for(request) is not None
         assert provider.poll_interval >= 0
+
+
+async def test_contract_verify_key_reads_the_key_without_creating_anything(factory, session):
+    """verify_key: True for the fake's key, False for another; None where the provider has no
+    cheap authenticated call, and then nothing at all is sent. Never a submit."""
+    async with factory.fake() as fake:
+        provider = factory.build(session, fake, fake.key)
+        async with asyncio.timeout(10):
+            verdict = await provider.verify_key()
+        if verdict is None:
+            assert fake.requests == []
+            return
+        assert verdict is True
+        async with asyncio.timeout(10):
+            refused = await factory.build(session, fake, "definitely-not-the-key").verify_key()
+        assert refused is False
+        assert fake.count("submit") == 0
+        assert fake.requests, "the key check made a request"
+
+
+async def test_contract_verify_key_outage_is_not_a_verdict(factory, session):
+    """A 5xx answer, or no answer, to the key check raises TransientError; never a verdict."""
+    async with factory.fake() as fake:
+        provider = factory.build(session, fake, fake.key)
+        if await provider.verify_key() is None:
+            return  # nothing is sent, so there is nothing to fail
+        if hasattr(fake, "script_error"):
+            fake.script_error("status", 500, times=5)
+            with pytest.raises(TransientError):
+                async with asyncio.timeout(10):
+                    await provider.verify_key()
+    # The fake is closed now: its port refuses connections.
+    with pytest.raises(TransientError):
+        async with asyncio.timeout(10):
+            await provider.verify_key()

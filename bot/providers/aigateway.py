@@ -69,9 +69,11 @@ from bot.providers.errors import (
 )
 from bot.providers.http import (
     CONNECTION_ERRORS,
+    KEY_CHECK_TIMEOUT,
     RefusedAtTheDoor,
     RetryPolicy,
     connection_error,
+    key_verdict,
     parse_retry_after,
     read_json,
     with_retries,
@@ -100,6 +102,8 @@ USD_PER_VIDEO_SECOND: Mapping[PikaModel, Decimal] = {
 """Per-second price; one rate for 720p and 1080p (the page lists one, its example is 1080p)."""
 
 _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
+KEY_CHECK_JOB_ID = "job_pikabot_key_check"
+"""A job id in the gateway's ``job_…`` shape that no job has: see ``verify_key``."""
 _UNCHANGED = object()
 """Marker for a 304 answer: the job has not changed since the last poll."""
 _POLICY_WORDS = ("content", "moderation", "safety", "nsfw", "policy")
@@ -219,6 +223,9 @@ class AIGatewayProvider:
         modes=frozenset(mode for _, mode in SLUGS),
         max_images=1,  # image-to-video takes one first frame
         can_cancel=False,  # no cancel endpoint is documented
+        # The document shows no image input at all, so nothing says a data URI would do:
+        # images go as URLs only.
+        data_uri_images=False,
     )
     prices = PriceTable(usd=_price_table())
 
@@ -396,3 +403,27 @@ class AIGatewayProvider:
     async def cancel(self, handle: ProviderHandle) -> bool:
         """AIgateway documents no way to cancel a job."""
         return False
+
+    async def verify_key(self) -> bool | None:
+        """``GET /v1/jobs/<an id no job has>``: 401 means a bad key, 404 an accepted one.
+
+        Choice: the gateway documents 401 ``authentication_error`` for a bad key and 404
+        ``not_found`` for unknown things; a job read creates nothing and costs nothing.
+        """
+        url = f"{self._base}/v1/jobs/{KEY_CHECK_JOB_ID}"
+
+        async def once() -> bool:
+            try:
+                async with self._session.get(
+                    url, headers=self._headers, timeout=KEY_CHECK_TIMEOUT
+                ) as response:
+                    return key_verdict(
+                        response.status,
+                        response.headers,
+                        accepted=frozenset({400, 404}),
+                        where="aigateway key check",
+                    )
+            except CONNECTION_ERRORS as exc:
+                raise connection_error(exc, where="aigateway key check") from exc
+
+        return await with_retries(once, self._retry, idempotent=True)

@@ -77,6 +77,9 @@ class Capabilities:
     can_cancel: bool = False
     mode_models: Mapping[Mode, frozenset[PikaModel]] = field(default_factory=dict)
     """Modes offered only for some models (fal's Scenes: 2.2 only); absent = every model."""
+    data_uri_images: bool = False
+    """True where the provider's document says an image may be sent inline as a base64
+    ``data:`` URI; elsewhere images must be URLs the provider can fetch."""
 
     def unsupported(self, request: GenerationRequest) -> str | None:
         """A user-safe sentence naming what the request asks that this provider lacks."""
@@ -84,8 +87,12 @@ class Capabilities:
             return f"{request.model.label} is not available on this bot's video service."
         if request.mode not in self.modes:
             return f"This bot's video service cannot make {request.mode.value}-to-video clips."
-        if request.model not in self.mode_models.get(request.mode, self.models):
-            return f"{request.model.label} cannot make {request.mode.value} clips here."
+        able = self.mode_models.get(request.mode, self.models)
+        if request.model not in able:
+            names = " or ".join(sorted(model.label for model in able))
+            return (
+                f"{request.model.label} cannot make {request.mode.value} clips here; use {names}."
+            )
         if request.duration not in self.durations:
             return f"{request.duration}-second clips are not available here."
         if request.resolution not in self.resolutions:
@@ -126,4 +133,13 @@ class Provider(Protocol):
 
     async def cancel(self, handle: ProviderHandle) -> bool:
         """Ask the provider to drop the job; False where it cannot."""
+        ...
+
+    async def verify_key(self) -> bool | None:
+        """Check the API key with one cheap authenticated call that creates nothing.
+
+        True: the provider accepted the key; False: it refused it (401/403); None: the
+        provider has no such call (nothing is sent). Outages raise a ``TransientError``, an
+        empty account ``OutOfProviderCredits``, a rate limit ``RateLimited``.
+        """
         ...

@@ -52,9 +52,11 @@ from bot.providers.errors import (
 )
 from bot.providers.http import (
     CONNECTION_ERRORS,
+    KEY_CHECK_TIMEOUT,
     RefusedAtTheDoor,
     RetryPolicy,
     connection_error,
+    key_verdict,
     parse_retry_after,
     read_json,
     with_retries,
@@ -93,6 +95,9 @@ FAL_PRICES = PriceTable(
     )
 )
 
+KEY_CHECK_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
+"""A well-formed request id (a UUID, like fal's) that no job has: see ``verify_key``."""
+
 SCENES_MAX_IMAGES = 6
 """Choice: fal's CollectionToVideoRequest schema sets no maximum on ``images``; Pika's own
 Scenes ("ingredients") UI takes up to six, so we offer six. Image mode uses only the first."""
@@ -107,6 +112,8 @@ FAL_CAPABILITIES = Capabilities(
     aspects=frozenset(AspectRatio),
     max_images=SCENES_MAX_IMAGES,
     can_cancel=True,
+    # fal's "Files" section: an image input takes a public URL or a base64 data URI.
+    data_uri_images=True,
 )
 
 RESULT_RETRY_STATUSES = frozenset({502, 503, 504})
@@ -187,6 +194,9 @@ class FalProvider:
         Not retried after a 500 or a timeout (it may have been queued and would be billed
         twice); retried after 429, 503 or a connection that was never made.
         """
+        reason = self.capabilities.unsupported(request)
+        if reason is not None:
+            raise RejectedInput(f"fal: unsupported request: {reason}", user_message=reason)
         endpoint = endpoint_for(request)
         body = request_body(request)
         url = f"{self._base}/{endpoint}"
@@ -392,6 +402,34 @@ class FalProvider:
                 raise connection_error(exc, where="fal cancel") from exc
             state = payload.get("status") if isinstance(payload, dict) else None
             return state not in ("ALREADY_COMPLETED", "NOT_FOUND")
+
+        return await with_retries(once, self._retry, idempotent=True)
+
+    # -- key check ---------------------------------------------------------------------------
+
+    async def verify_key(self) -> bool | None:
+        """``GET`` the status of a well-formed request id that does not exist, under the app.
+
+        Choice: fal has no "who am I" call, but every queue route checks the key before it
+        looks the request up, so this read-only call costs nothing and creates nothing:
+        401/403 means the key was refused, 404 (or 400/422 for an id it rejects) that the key
+        was accepted.
+        """
+        url = f"{self._base}/{APP_ID}/requests/{KEY_CHECK_REQUEST_ID}/status"
+
+        async def once() -> bool:
+            try:
+                async with self._session.get(
+                    url, headers=self._headers, timeout=KEY_CHECK_TIMEOUT
+                ) as resp:
+                    return key_verdict(
+                        resp.status,
+                        resp.headers,
+                        accepted=frozenset({400, 404, 422}),
+                        where="fal key check",
+                    )
+            except CONNECTION_ERRORS as exc:
+                raise connection_error(exc, where="fal key check") from exc
 
         return await with_retries(once, self._retry, idempotent=True)
 

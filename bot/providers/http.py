@@ -30,7 +30,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bot.providers.errors import ProviderError, RateLimited, TransientError
+from bot.providers.errors import OutOfProviderCredits, ProviderError, RateLimited, TransientError
 
 T = TypeVar("T")
 
@@ -132,3 +132,36 @@ def connection_error(exc: BaseException, *, where: str) -> TransientError:
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
 """What a dropped, refused or timed-out connection raises."""
+
+
+KEY_CHECK_TIMEOUT = aiohttp.ClientTimeout(total=20, sock_connect=10)
+"""Bound on one key-check call (``Provider.verify_key``)."""
+
+
+def key_verdict(
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    accepted: frozenset[int],
+    where: str,
+) -> bool:
+    """Read the answer to a key check (a harmless call that names an unknown job).
+
+    401/403: the key was refused (False). A code in ``accepted`` (the provider's "no such
+    job"), or any 2xx: the key got past authentication (True). 402: the key is known but
+    the account is empty (:class:`OutOfProviderCredits`). 429 and 5xx are raised as for any
+    call (rate limited, or an outage); anything else is an unexpected answer
+    (:class:`TransientError`), never read as a verdict on the key.
+    """
+    if status in (401, 403):
+        return False
+    if status in accepted or 200 <= status < 300:
+        return True
+    detail = f"{where}: HTTP {status}"
+    if status == 402:
+        raise OutOfProviderCredits(detail)
+    if status == 429:
+        raise RateLimited(detail, retry_after=parse_retry_after(headers))
+    if status == 503:
+        raise RefusedAtTheDoor(detail)
+    raise TransientError(f"{detail} (unexpected answer to the key check)")

@@ -206,6 +206,7 @@ class OneMinProvider:
         models=frozenset(TASK_TYPES),
         modes=frozenset({Mode.TEXT}),
         can_cancel=False,
+        data_uri_images=False,  # text-to-video only: no image input at all
     )
     prices = PriceTable(usd={key: credits * USD_PER_CREDIT for key, credits in CREDITS.items()})
     poll_interval = 0.0
@@ -357,3 +358,11 @@ class OneMinProvider:
     async def cancel(self, handle: ProviderHandle) -> bool:
         """1min.ai has no cancel; closing our connection would not stop the billing."""
         return False
+
+    async def verify_key(self) -> bool | None:
+        """None: 1min.ai documents no read-only call, so the key cannot be checked cheaply.
+
+        Choice: the only documented call is ``POST /api/features``, which starts (and may
+        bill) a generation even when sent just to test the key, so nothing is sent.
+        """
+        return None

@@ -75,9 +75,11 @@ from bot.providers.errors import (
 )
 from bot.providers.http import (
     CONNECTION_ERRORS,
+    KEY_CHECK_TIMEOUT,
     RefusedAtTheDoor,
     RetryPolicy,
     connection_error,
+    key_verdict,
     parse_retry_after,
     read_json,
     with_retries,
@@ -97,6 +99,8 @@ SUBMIT_PATHS: Mapping[Mode, str] = {
     Mode.SCENES: "/pika-scenes-2-2/v1/pika-scenes-2-2-request",
 }
 STATUS_PATH = "/v2/requests/status/{request_id}"
+KEY_CHECK_REQUEST_ID = "pika-2-2-text-to-video_00000000-0000-4000-8000-000000000000"
+"""A request id in Pixazo's ``<product>_<uuid>`` shape that no request has (``verify_key``)."""
 
 _PRICES: dict[PriceKey, Decimal] = {
     (PikaModel.V2_2, Resolution.HD, 5): Decimal("0.20"),
@@ -167,6 +171,8 @@ class PixazoProvider:
         modes=frozenset(SUBMIT_PATHS),
         max_images=MAX_SCENE_IMAGES,
         can_cancel=False,
+        # The document: image_url "must be publicly accessible" and "uses HTTPS"; no data URI.
+        data_uri_images=False,
     )
     # The document prices Scenes exactly like text- and image-to-video.
     prices = PriceTable(usd=_PRICES, scenes_usd=_PRICES)
@@ -340,3 +346,29 @@ class PixazoProvider:
     async def cancel(self, handle: ProviderHandle) -> bool:
         """Pixazo documents no way to cancel a request."""
         return False
+
+    async def verify_key(self) -> bool | None:
+        """``POST`` the status URL of a request id no request has: 401/403 is a bad key,
+        400/404 ("invalid request_id" / "request_id not found") an accepted one.
+
+        Choice: the status call is the only read-only call the document lists; the gateway
+        (Azure API Management) checks the subscription key before anything else.
+        """
+        url = self._base + STATUS_PATH.format(request_id=KEY_CHECK_REQUEST_ID)
+        body = {"request_id": KEY_CHECK_REQUEST_ID}
+
+        async def once() -> bool:
+            try:
+                async with self._session.post(
+                    url, json=body, headers=self._headers(), timeout=KEY_CHECK_TIMEOUT
+                ) as response:
+                    return key_verdict(
+                        response.status,
+                        response.headers,
+                        accepted=frozenset({400, 404}),
+                        where="pixazo key check",
+                    )
+            except CONNECTION_ERRORS as exc:
+                raise connection_error(exc, where="pixazo key check") from exc
+
+        return await with_retries(once, self._retry, idempotent=True)
