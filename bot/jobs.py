@@ -114,6 +114,8 @@ class JobLimits:
     status_interval: float = 3.0
     max_concurrent: int = 50
     download_dir: Path | None = None
+    outage_pause: float = 2.0
+    """First pause before following a job again after a provider outage (doubles each time)."""
 
 
 class JobService:
@@ -389,7 +391,7 @@ class JobService:
                 if attempt == FOLLOW_ATTEMPTS:
                     raise
                 log.warning("job.follow_interrupted", job_id=job.id, error=type(exc).__name__)
-                await asyncio.sleep(min(30.0, 2.0**attempt))
+                await asyncio.sleep(min(30.0, self.limits.outage_pause * 2.0 ** (attempt - 1)))
             else:
                 self.breaker.record_success()
                 return result

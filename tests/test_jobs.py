@@ -325,3 +325,118 @@ async def test_job_status_updates_are_coalesced(world: World):
     await run(world, job, front)
     assert front.deliveries == 1
     assert len(front.progress_seen) < 30
+
+
+@pytest.mark.parametrize(
+    "state",
+    [JobState.PENDING, JobState.QUEUED, JobState.GENERATING, JobState.DOWNLOADING],
+)
+async def test_job_restart_at_each_state_delivers_and_charges_once(world: World, state: JobState):
+    """Stopped at any state before posting, the next start delivers once and charges once."""
+    job = await world.service.create(request(), ORIGIN)
+    if state is not JobState.PENDING:
+        handle = await world.service.provider.submit(job.request)
+        await world.service.jobs.update(job, state=state, provider_handle=handle.to_json())
+        if state is JobState.DOWNLOADING:
+            await world.service.jobs.update(
+                job, extra={"video_url": world.fal.video_url(handle.request_id)}
+            )
+    submits_before = world.fal.count("submit")
+    restarted = await world.restart()
+    world.store = restarted.store
+    front = RecordingFrontEnd()
+    await restarted.service.resume(lambda _job: front)
+    assert await restarted.service.wait_idle(10)
+    done = await restarted.service.jobs.get(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert front.deliveries == 1 and front.delivered_bytes == world.fal.video
+    expected_submits = submits_before + (1 if state is JobState.PENDING else 0)
+    assert world.fal.count("submit") == expected_submits
+    charges = await restarted.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
+    assert len(charges) == 1
+    await restarted.service.close()
+
+
+async def test_job_restart_while_posting_unposted_posts_once(world: World):
+    """Stopped in POSTING before the post went out: fetched again and posted exactly once."""
+    job = await world.service.create(request(), ORIGIN)
+    handle = await world.service.provider.submit(job.request)
+    await world.service.jobs.update(
+        job, state=JobState.POSTING, extra={"video_url": world.fal.video_url(handle.request_id)}
+    )
+    restarted = await world.restart()
+    world.store = restarted.store
+    front = RecordingFrontEnd(posted_before_restart=None)
+    await restarted.service.resume(lambda _job: front)
+    assert await restarted.service.wait_idle(5)
+    assert front.deliveries == 1
+    assert (await restarted.quotas.balance(ORIGIN.guild_id)).spent == 20
+    await restarted.service.close()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Reply(500, {"detail": "upstream"}),
+        Reply(429, {"detail": "slow down"}, {"Retry-After": "0"}),
+        Reply(200, b"{not json"),
+        Reply(502, None),
+    ],
+    ids=["500", "429", "malformed-json", "502-empty"],
+)
+async def test_job_status_outage_is_waited_out(world: World, fault: Reply):
+    """A status API failing past the retry budget pauses following; the job still delivers."""
+    world.fal.stream_enabled = False
+    world.fal.status_replies.extend([fault] * 3)  # FAST retries twice, so one outage
+    world.service.limits = JobLimits(status_interval=0.0, outage_pause=0.01)
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.DELIVERED
+    assert front.deliveries == 1
+
+
+async def test_job_breaker_opens_after_repeated_outages(world: World):
+    """After five submits lost to outages, new requests are refused without reserving."""
+    world.fal.submit_replies.extend([Reply(503, {"detail": "busy"})] * 20)
+    for _ in range(5):
+        job = await world.service.create(request(), ORIGIN)
+        done = await run(world, job, RecordingFrontEnd())
+        assert done.state is JobState.FAILED
+    reservations_before = len(await world.store.fetch_all("SELECT id FROM reservations"))
+    with pytest.raises(RequestRefused) as refused:
+        await world.service.create(request(), ORIGIN)
+    assert "having trouble" in refused.value.user_message
+    assert len(await world.store.fetch_all("SELECT id FROM reservations")) == reservations_before
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_cancel_while_queued_refunds(world: World):
+    """Cancelling a queued job cancels at fal, refunds, and ends CANCELLED."""
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(10_000, 0, -1))
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    world.service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    cancelled = await world.service.cancel(job.id, reason="Cancelled by ada.")
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    assert front.failures == ["Cancelled by ada."]
+    assert world.fal.count("cancel") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+    assert await world.service.cancel(job.id, reason="again") is None
+
+
+async def test_job_shutdown_lets_a_submit_in_flight_finish(world: World):
+    """A shutdown during a submit waits for it, so the job is QUEUED, not SUBMITTING."""
+    world.fal.delay = 0.3
+    job = await world.service.create(request(), ORIGIN)
+    world.service.start(job, RecordingFrontEnd())
+    async with asyncio.timeout(5):
+        while world.fal.count("submit") == 0 and job.state is not JobState.SUBMITTING:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await world.service.close()
+    stored = await world.service.jobs.get(job.id)
+    assert stored is not None and stored.state is JobState.QUEUED
+    assert world.fal.count("submit") == 1

@@ -70,6 +70,8 @@ class FakeJob:
     created: int
     polls: int = 0
     last_answered: float | None = None
+    ready_at: float | None = None
+    """With ``FakeAIGateway.ready_after``: the ``time.monotonic()`` at which the job is done."""
 
 
 class FakeAIGateway(LoopbackFake):
@@ -82,6 +84,8 @@ class FakeAIGateway(LoopbackFake):
     * ``min_poll_interval``: seconds under which a repeat poll answers 304 (3.0).
     * ``models``: the accepted model slugs (others answer 404).
     * ``failure``: set by :meth:`fail_jobs`; ``None`` lets jobs complete.
+    * ``ready_after``: None (default) for the counted progression; a number of seconds also
+      keeps a job running until that long after its submit (``FakeJob.ready_at``).
     * ``video``, ``delay``, ``submit_replies``, ``status_replies``: see :class:`LoopbackFake`.
     """
 
@@ -98,9 +102,11 @@ class FakeAIGateway(LoopbackFake):
         min_poll_interval: float = 3.0,
         models: Iterable[str] = MODELS,
         delay: float = 0.0,
+        ready_after: float | None = None,
     ) -> None:
         super().__init__(key=key, video=video, delay=delay)
         self.polls_before_done = polls_before_done
+        self.ready_after = ready_after
         self.running_status = running_status
         self.result_shape = result_shape
         self.min_poll_interval = min_poll_interval
@@ -155,6 +161,8 @@ class FakeAIGateway(LoopbackFake):
         if body.get("aspect_ratio", "16:9") not in ASPECT_RATIOS:
             return self._error(400, "unsupported aspect_ratio")
         job = FakeJob(id=f"job_{uuid.uuid4().hex[:12]}", body=body, created=int(time.time()))
+        if self.ready_after is not None:
+            job.ready_at = time.monotonic() + self.ready_after
         self.jobs[job.id] = job
         return web.json_response(
             {"id": job.id, "status": "queued", "model": body["model"], "created": job.created}
@@ -173,7 +181,8 @@ class FakeAIGateway(LoopbackFake):
         job.last_answered = now
         job.polls += 1
         answer: dict[str, Any] = {"id": job.id, "model": job.body["model"], "created": job.created}
-        if job.polls <= self.polls_before_done:
+        held = job.ready_at is not None and now < job.ready_at
+        if job.polls <= self.polls_before_done or held:
             answer["status"] = "queued" if job.polls == 1 else self.running_status
         elif self.failure is not None:
             answer["status"], answer["error"] = self.failure

@@ -110,6 +110,10 @@ class FakeJob:
     observations: int = 0
     cancelled: bool = False
     completed: bool = False
+    ready_at: float | None = None
+    """With ``FakeFal.ready_after``: the ``time.monotonic()`` at which the job turns done."""
+    completed_at: float | None = None
+    """``time.monotonic()`` when COMPLETED was first reported for the job."""
 
 
 class FakeFal:
@@ -123,6 +127,9 @@ class FakeFal:
     * ``stream_enabled``: False makes ``/status/stream`` answer 404.
     * ``stream_max_events``: end the stream after this many events even before COMPLETED.
     * ``stream_interval``: seconds between stream events (0 by default).
+    * ``ready_after``: None (default) for the counted progression above; a number of seconds
+      makes it timed too: a job also stays ``IN_PROGRESS`` until that long after its submit
+      (``FakeJob.ready_at``), and an open stream pushes ``COMPLETED`` at that moment.
     * ``include_urls``: False leaves the URLs out of the submit reply.
     * ``requests_path``: where the returned status/result/cancel URLs point (default the app
       path ``/fal-ai/pika/requests``); the fake serves jobs only there.
@@ -150,6 +157,7 @@ class FakeFal:
         delay: float = 0.0,
         video: bytes = DEFAULT_VIDEO,
         video_size: int | None = None,
+        ready_after: float | None = None,
     ) -> None:
         self.key = key
         self.queue_positions = tuple(queue_positions)
@@ -163,6 +171,7 @@ class FakeFal:
         self.delay = delay
         self.video = video
         self.video_size = video_size
+        self.ready_after = ready_after
         self.submit_replies: list[Reply] = []
         self.status_replies: list[Reply] = []
         self.result_replies: list[Reply] = []
@@ -322,7 +331,10 @@ class FakeFal:
         if errors:
             return _json(422, {"detail": errors})
         request_id = str(uuid.uuid4())
-        self.jobs[request_id] = FakeJob(request_id=request_id, endpoint=endpoint, body=body)
+        ready_at = None if self.ready_after is None else time.monotonic() + self.ready_after
+        self.jobs[request_id] = FakeJob(
+            request_id=request_id, endpoint=endpoint, body=body, ready_at=ready_at
+        )
         reply: dict[str, Any] = {"request_id": request_id, "status": "IN_QUEUE"}
         if self.include_urls:
             reply.update(self._urls(request_id))
@@ -336,7 +348,10 @@ class FakeFal:
         queued = len(self.queue_positions)
         running = len(self.progress_logs)
         payload: dict[str, Any] = {"request_id": job.request_id, **self._urls(job.request_id)}
-        if job.cancelled or step >= queued + running:
+        ready = job.ready_at is None or time.monotonic() >= job.ready_at
+        if job.cancelled or (step >= queued + running and ready):
+            if not job.completed:
+                job.completed_at = time.monotonic()
             job.completed = True
             payload["status"] = "COMPLETED"
             shown = self.progress_logs
@@ -344,7 +359,7 @@ class FakeFal:
             payload["status"] = "IN_QUEUE"
             payload["queue_position"] = self.queue_positions[step]
             shown = ()
-        else:
+        else:  # a running step, or a timed job held until ready_at
             payload["status"] = "IN_PROGRESS"
             shown = self.progress_logs[: step - queued + 1]
         if logs:
@@ -377,11 +392,22 @@ class FakeFal:
                     break
                 if self.stream_max_events is not None and sent >= self.stream_max_events:
                     break
-                await asyncio.sleep(self.stream_interval)
+                await asyncio.sleep(self._stream_wait(job))
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         return response
+
+    def _stream_wait(self, job: FakeJob) -> float:
+        """Seconds to the next stream event: ``stream_interval``, but a timed job whose counted
+        steps are done gets its next event no later than ``ready_at`` (pushed at once)."""
+        wait = self.stream_interval
+        steps = len(self.queue_positions) + len(self.progress_logs)
+        if job.ready_at is not None and job.observations >= steps:
+            left = job.ready_at - time.monotonic()
+            if left > 0:
+                wait = min(wait, left) if wait > 0 else left
+        return wait
 
     def _result(self, job: FakeJob) -> web.Response:
         if self.result_replies:
@@ -496,6 +522,10 @@ def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> w
 
 
 def _reply(reply: Reply) -> web.Response:
+    if isinstance(reply.body, bytes):  # raw bytes, e.g. malformed JSON
+        return web.Response(
+            status=reply.status, body=reply.body, headers={"Content-Type": "application/json"}
+        )
     if reply.body is None:
         return web.Response(status=reply.status, headers=dict(reply.headers))
     return _json(reply.status, reply.body, reply.headers)

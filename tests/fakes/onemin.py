@@ -28,6 +28,7 @@ status route: :meth:`script_error` accepts only ``"submit"``.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -63,7 +64,8 @@ class FakeOneMin(LoopbackFake):
     * ``video``, ``delay``, ``submit_replies``: see :class:`LoopbackFake`.
 
     ``holding`` counts calls currently held open; ``answered`` counts finished ones;
-    ``call_held`` is an event set once the first call is held.
+    ``call_held`` is an event set once the first call is held; ``done_at`` maps each answered
+    record's ``uuid`` to the ``time.monotonic()`` at which its hold ended (the job was done).
     """
 
     name: ClassVar[str] = "onemin"
@@ -83,6 +85,7 @@ class FakeOneMin(LoopbackFake):
         self.failure: tuple[str, Any] | None = None
         self.holding = 0
         self.answered = 0
+        self.done_at: dict[str, float] = {}
         self.call_held = asyncio.Event()
         """Set once a call is being held (await it to know the call has arrived)."""
         self._released = asyncio.Event()
@@ -177,6 +180,7 @@ class FakeOneMin(LoopbackFake):
             self.holding -= 1
         self.answered += 1
         record_id = str(uuid.uuid4())
+        self.done_at[record_id] = time.monotonic()
         key = f"development/videos/{record_id}.mp4"
         record: dict[str, Any] = {
             "uuid": record_id,

@@ -31,6 +31,7 @@ route but ``/files``):
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,8 @@ class FakeJob:
     body: dict[str, Any]
     created_at: str = field(default_factory=_now)
     polls: int = 0
+    ready_at: float | None = None
+    """With ``FakePixazo.ready_after``: the ``time.monotonic()`` at which the job is done."""
 
 
 class FakePixazo(LoopbackFake):
@@ -86,6 +89,8 @@ class FakePixazo(LoopbackFake):
     * ``polling_url_base``: where returned polling URLs point (default: the fake itself).
     * ``include_polling_url``: False leaves ``polling_url`` out of the submit answer.
     * ``failure``: set by :meth:`fail_jobs`; ``None`` lets requests complete.
+    * ``ready_after``: None (default) for the counted progression; a number of seconds also
+      keeps a request processing until that long after its submit (``FakeJob.ready_at``).
     * ``video``, ``delay``, ``submit_replies``, ``status_replies``: see :class:`LoopbackFake`.
     """
 
@@ -100,9 +105,11 @@ class FakePixazo(LoopbackFake):
         polling_url_base: str | None = None,
         include_polling_url: bool = True,
         delay: float = 0.0,
+        ready_after: float | None = None,
     ) -> None:
         super().__init__(key=key, video=video, delay=delay)
         self.polls_before_done = polls_before_done
+        self.ready_after = ready_after
         self.polling_url_base = polling_url_base
         self.include_polling_url = include_polling_url
         self.failure: tuple[str, Any] | None = None
@@ -195,6 +202,8 @@ class FakePixazo(LoopbackFake):
         if invalid is not None:
             return invalid
         job = FakeJob(request_id=f"{product}_{uuid.uuid4()}", product=product, body=body)
+        if self.ready_after is not None:
+            job.ready_at = time.monotonic() + self.ready_after
         self.jobs[job.request_id] = job
         answer: dict[str, Any] = {"request_id": job.request_id, "status": "QUEUED"}
         if self.include_polling_url:
@@ -222,7 +231,8 @@ class FakePixazo(LoopbackFake):
             "updated_at": _now(),
             "completed_at": None,
         }
-        if job.polls <= self.polls_before_done:
+        held = job.ready_at is not None and time.monotonic() < job.ready_at
+        if job.polls <= self.polls_before_done or held:
             answer["status"] = "QUEUED" if job.polls == 1 else "PROCESSING"
         elif self.failure is not None:
             answer["status"], answer["error"] = self.failure
