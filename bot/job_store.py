@@ -160,3 +160,39 @@ def _to_sql(value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(value)
     return value
+
+
+class MemberJobs:
+    """A member's jobs as the rules need them: how many run now, when the last one began.
+
+    Kept beside :class:`JobStore` because it owns the ``jobs`` table's SQL.
+    """
+
+    @staticmethod
+    async def running_in(db: Transaction, guild_id: int, user_id: int) -> int:
+        """The member's jobs that have not reached a terminal state."""
+        row = await db.fetch_one(
+            "SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ?"
+            " AND state NOT IN ('delivered', 'failed', 'cancelled')",
+            (guild_id, user_id),
+        )
+        return int(row["n"]) if row else 0
+
+    @staticmethod
+    async def last_created_in(db: Transaction, guild_id: int, user_id: int) -> datetime | None:
+        """When the member's latest job was created, if ever."""
+        row = await db.fetch_one(
+            "SELECT created_at FROM jobs WHERE guild_id = ? AND user_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (guild_id, user_id),
+        )
+        return _dt(row["created_at"]) if row else None
+
+    @staticmethod
+    async def recent_in(db: Transaction, guild_id: int, limit: int = 10) -> list[Job]:
+        """The guild's latest jobs, newest first."""
+        rows = await db.fetch_all(
+            f"SELECT {_COLUMNS} FROM jobs WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [row_to_job(r) for r in rows]

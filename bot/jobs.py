@@ -27,16 +27,19 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 import structlog
 
+from bot.admission import Admission
 from bot.circuit import CircuitBreaker
 from bot.delivery import DownloadedVideo, download
 from bot.job_store import JobStore
 from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.policy import MemberContext
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
 from bot.providers.errors import (
@@ -46,6 +49,8 @@ from bot.providers.errors import (
     TransientError,
 )
 from bot.quotas import InsufficientCredits, Quotas
+from bot.refusals import RequestRefused as RequestRefused  # re-exported: its historic home
+from bot.scheduler import FairScheduler
 from bot.store import Store, utcnow
 from bot.throttle import LatestWins
 
@@ -84,14 +89,6 @@ class JobObserver(Protocol):
 ObserverFactory = Callable[[Job], JobObserver]
 
 
-class RequestRefused(Exception):
-    """A request turned away before anything was reserved or sent."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
-
-
 class NotEnoughCredits(RequestRefused):
     """The guild's balance is short; carries the figures for a helpful message."""
 
@@ -113,6 +110,10 @@ class JobLimits:
     max_download_bytes: int = 500 * 1024 * 1024
     status_interval: float = 3.0
     max_concurrent: int = 50
+    guild_concurrent: int | None = None  # jobs of one guild at once (None: max_concurrent)
+    max_queue: int = 100  # jobs that may wait for a slot beyond the running ones
+    guild_max_queue: int | None = None  # of which one guild's (None: max_queue)
+    monthly_usd_cap: Decimal | None = None  # provider spend of the whole bot per UTC month
     download_dir: Path | None = None
     outage_pause: float = 2.0
     """First pause before following a job again after a provider outage (doubles each time)."""
@@ -138,7 +139,13 @@ class JobService:
         self._session = session
         self._credits_per_usd = credits_per_usd
         self.limits = limits or JobLimits()
-        self._slots = asyncio.Semaphore(self.limits.max_concurrent)
+        self.scheduler = FairScheduler(
+            max_running=self.limits.max_concurrent,
+            per_guild_running=self.limits.guild_concurrent,
+            max_waiting=self.limits.max_queue,
+            per_guild_waiting=self.limits.guild_max_queue,
+        )
+        self._admission = Admission(quotas, bot_monthly_usd_cap=self.limits.monthly_usd_cap)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closing = False
         self._cancel_requests: dict[int, str] = {}
@@ -158,11 +165,20 @@ class JobService:
             raise RequestRefused("This combination of settings is not offered here.") from None
 
     async def create(
-        self, request: GenerationRequest, origin: Origin, *, extra: dict[str, str] | None = None
+        self,
+        request: GenerationRequest,
+        origin: Origin,
+        *,
+        extra: dict[str, str] | None = None,
+        member: MemberContext | None = None,
     ) -> Job:
         """Price the request, reserve its credits and persist the job, in one transaction.
 
         ``extra`` holds front-end facts kept with the job (upload limit, the job it reruns).
+        ``member`` (roles, channel NSFW flag, moderator status) is what the guild's rules are
+        checked against; without it the member has no roles. The rules (:mod:`bot.policy`),
+        the USD caps and the queue's room are checked in the reserving transaction, so no
+        concurrent request can slip past them.
         """
         if self._closing:
             raise RequestRefused("The bot is restarting. Please try again in a minute.")
@@ -173,22 +189,33 @@ class JobService:
                 f" for about {minutes} min. No credits were used."
             )
         priced = self.quote(request)
-        async with self._store.transaction() as db:
-            try:
-                reservation = await self._quotas.reserve_in(
-                    db, origin.guild_id, origin.user_id, priced
+        member = member or MemberContext(origin.guild_id, origin.channel_id, origin.user_id)
+        admitted: int | None = None
+        try:
+            async with self._store.transaction() as db:
+                await self._admission.check_in(db, member, request, priced)
+                self.scheduler.check_room(origin.guild_id)
+                try:
+                    reservation = await self._quotas.reserve_in(
+                        db, origin.guild_id, origin.user_id, priced
+                    )
+                except InsufficientCredits as short:
+                    raise NotEnoughCredits(short) from None
+                job = await self.jobs.create(
+                    db,
+                    origin=origin,
+                    request=request,
+                    provider=self.provider.name,
+                    cost=priced.credits,
+                    reservation_id=reservation.id,
+                    extra=extra,
                 )
-            except InsufficientCredits as short:
-                raise NotEnoughCredits(short) from None
-            job = await self.jobs.create(
-                db,
-                origin=origin,
-                request=request,
-                provider=self.provider.name,
-                cost=priced.credits,
-                reservation_id=reservation.id,
-                extra=extra,
-            )
+                self.scheduler.admit(job.id, origin.guild_id)
+                admitted = job.id
+        except BaseException:
+            if admitted is not None:  # the commit failed after the admission
+                self.scheduler.forget(admitted)
+            raise
         log.info(
             "job.created",
             job_id=job.id,
@@ -241,6 +268,7 @@ class JobService:
         task = self._tasks.get(job_id)
         if task is None:
             # Not running in this process (say, refused a slot at start-up): settle it here.
+            self.scheduler.forget(job_id)
             await self._cancel_at_provider(job)
             await self._settle_failure(job, reason, JobState.CANCELLED)
             return job
@@ -288,7 +316,7 @@ class JobService:
             lambda p: observer.progress(job, p), min_interval=self.limits.status_interval
         )
         try:
-            async with self._slots:
+            async with self.scheduler.slot(job.id, job.origin.guild_id, _in_line(job, status)):
                 await self._run(job, observer, status, bound)
         except ProviderError as exc:
             bound.warning("job.failed", error=type(exc).__name__, detail=str(exc))
@@ -450,6 +478,13 @@ class JobService:
         with contextlib.suppress(ProviderError, asyncio.TimeoutError):
             async with asyncio.timeout(10):
                 await self.provider.cancel(ProviderHandle.from_json(job.provider_handle))
+
+
+def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | None:
+    """Show a new job's place in the bot's own waiting line ("waiting in line, position N")."""
+    if job.state is not JobState.PENDING:
+        return None  # a resumed job already at the provider shows its provider state
+    return lambda place: status.publish(Progress(JobState.PENDING, queue_position=place))
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:
