@@ -8,13 +8,16 @@ REST, and uploads the video as a multipart attachment.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.bot_process import ROOT
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID
 from tests.fakes.stack import Stack, description, footer, running_stack
 
@@ -171,3 +174,74 @@ async def test_e2e_sigterm_shuts_down_cleanly(stack: Stack):
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     await stack.bot.start()  # the fixture stops it again
     await stack.discord.wait_for(lambda e: e.kind == "gateway_ready", timeout=20, after=0)
+
+
+async def test_e2e_pika_options_reach_fal_exactly(stack: Stack):
+    """Every /pika option becomes the matching field at the chosen model's fal endpoint."""
+    cursor = stack.discord.cursor()
+    _, callback = await pika(
+        stack,
+        prompt="harbour at dawn -ar 1:1 -seed 5",
+        negative_prompt="people",
+        aspect="4:5",
+        duration=10,
+        resolution="720p",
+        seed=77,
+        model="2.1",
+    )
+    assert "80 credits reserved" in callback.data["content"]
+    await stack.delivered(cursor)
+    submit = stack.fal.recorded("submit")[0]
+    assert submit.path == "/fal-ai/pika/v2.1/text-to-video"
+    assert submit.json == {
+        "prompt": "harbour at dawn",
+        "negative_prompt": "people",
+        "aspect_ratio": "4:5",
+        "resolution": "720p",
+        "duration": 10,
+        "seed": 77,
+    }
+
+
+async def test_e2e_pika_command_is_described_with_choices(stack: Stack):
+    """The synced /pika has a description on every option and choices for the fixed sets."""
+    (command,) = [c for c in stack.discord.commands(GUILD_ID) if c["name"] == "pika"]
+    options = {o["name"]: o for o in command["options"]}
+    assert all(o.get("description") for o in options.values())
+    assert [c["value"] for c in options["aspect"]["choices"]] == [
+        "16:9",
+        "9:16",
+        "1:1",
+        "4:5",
+        "5:4",
+        "3:2",
+        "2:3",
+    ]
+    assert [c["value"] for c in options["duration"]["choices"]] == [5, 10]
+    assert [c["value"] for c in options["model"]["choices"]] == ["2.2", "2.1", "2-turbo"]
+    assert options["seed"]["max_value"] == 2**31 - 1
+    assert options["prompt"]["required"] is True
+    assert options["image"]["type"] == 11
+    assert command.get("contexts") in (None, [0]) or command.get("dm_permission") is False
+
+
+async def test_e2e_sync_command_forces_a_sync(stack: Stack, tmp_path: Path):
+    """``pikabot sync`` registers the commands again even when nothing changed."""
+    before = stack.discord.sync_count(GUILD_ID)
+    env = {**stack.bot.env, "PIKABOT_LOG_FORMAT": "json"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.discord.launch",
+        stack.discord.rest_base,
+        "--",
+        "sync",
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert stack.discord.sync_count(GUILD_ID) == before + 1
