@@ -51,8 +51,10 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
         final: list[Any] = [structlog.processors.format_exc_info, redact, renderer]
     else:
+        # Tracebacks are rendered to text before redaction here too: a secret in an
+        # exception's message must not reach the terminal either.
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        final = [redact, renderer]
+        final = [structlog.processors.format_exc_info, redact, renderer]
 
     structlog.configure(
         processors=[

@@ -63,3 +63,16 @@ def test_safe_url_drops_queries(url: str, expected: str):
 def test_redact_text_masks_known_secrets():
     """Known secrets are masked wherever they occur in text."""
     assert redact_text("token=abcd1234 end", ["abcd1234"]) == "token=*** end"
+
+
+def test_logging_console_redacts_secrets_in_tracebacks(capsys: pytest.CaptureFixture[str]):
+    """A secret inside an exception's message is masked in console output too."""
+    configure_logging(level="INFO", fmt=LogFormat.CONSOLE, secrets=["sk-console-secret"])
+    try:
+        raise RuntimeError("request failed with key sk-console-secret")
+    except RuntimeError:
+        structlog.get_logger("t").exception("provider.crashed")
+    err = capsys.readouterr().err
+    assert "provider.crashed" in err
+    assert "RuntimeError" in err
+    assert "sk-console-secret" not in err
