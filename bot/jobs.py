@@ -89,6 +89,15 @@ class JobObserver(Protocol):
 ObserverFactory = Callable[[Job], JobObserver]
 
 
+class ProviderGone(ProviderError):
+    """A job's provider is no longer configured (the operator switched providers)."""
+
+    user_message = (
+        "The video service this clip was sent to is no longer used by this bot."
+        " Your credits were refunded."
+    )
+
+
 class NotEnoughCredits(RequestRefused):
     """The guild's balance is short; carries the figures for a helpful message."""
 
@@ -131,11 +140,15 @@ class JobService:
         session: aiohttp.ClientSession,
         credits_per_usd: int,
         limits: JobLimits | None = None,
+        fallback: Provider | None = None,
     ) -> None:
         self._store = store
         self._quotas = quotas
         self.jobs = JobStore(store)
         self.provider = provider
+        self.fallback = fallback
+        self.providers = {p.name: p for p in (provider, fallback) if p is not None}
+        self.breakers = {name: CircuitBreaker() for name in self.providers}
         self._session = session
         self._credits_per_usd = credits_per_usd
         self.limits = limits or JobLimits()
@@ -150,19 +163,54 @@ class JobService:
         self._closing = False
         self._cancel_requests: dict[int, str] = {}
         self._critical: set[asyncio.Future[None]] = set()
-        self.breaker = CircuitBreaker()
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The primary provider's circuit breaker."""
+        return self.breakers[self.provider.name]
 
     # -- taking a request ------------------------------------------------------------------
 
-    def quote(self, request: GenerationRequest) -> Quote:
-        """Price a request on the configured provider, or refuse it with a clear reason."""
-        reason = self.provider.capabilities.unsupported(request)
+    def quote(self, request: GenerationRequest, provider: Provider | None = None) -> Quote:
+        """Price a request on a provider (the primary by default), or refuse it clearly."""
+        provider = provider or self.provider
+        reason = provider.capabilities.unsupported(request)
         if reason:
             raise RequestRefused(reason)
         try:
-            return quote(self.provider.prices, request, self._credits_per_usd)
+            return quote(provider.prices, request, self._credits_per_usd)
         except Unpriced:
             raise RequestRefused("This combination of settings is not offered here.") from None
+
+    def choose_provider(self, request: GenerationRequest) -> Provider:
+        """The primary provider; the fallback while the primary's circuit is open.
+
+        A failover request is priced with the fallback's own table, so the member sees (and
+        pays) what that provider charges. With no usable fallback the request is refused
+        before any credit is reserved.
+        """
+        if not self.breaker.is_open:
+            return self.provider
+        fallback = self.fallback
+        if (
+            fallback is not None
+            and not self.breakers[fallback.name].is_open
+            and fallback.capabilities.unsupported(request) is None
+        ):
+            log.info("provider.failover", primary=self.provider.name, fallback=fallback.name)
+            return fallback
+        minutes = max(1, round(self.breaker.retry_in() / 60))
+        raise RequestRefused(
+            "The video service is having trouble right now, so I'm not sending new requests"
+            f" for about {minutes} min. No credits were used."
+        )
+
+    def provider_for(self, job: Job) -> Provider:
+        """The provider a job was sent to (it stays there, also across restarts)."""
+        provider = self.providers.get(job.provider)
+        if provider is None:
+            raise ProviderGone(f"job's provider {job.provider!r} is not configured")
+        return provider
 
     async def create(
         self,
@@ -182,13 +230,8 @@ class JobService:
         """
         if self._closing:
             raise RequestRefused("The bot is restarting. Please try again in a minute.")
-        if self.breaker.is_open:
-            minutes = max(1, round(self.breaker.retry_in() / 60))
-            raise RequestRefused(
-                "The video service is having trouble right now, so I'm not sending new requests"
-                f" for about {minutes} min. No credits were used."
-            )
-        priced = self.quote(request)
+        provider = self.choose_provider(request)
+        priced = self.quote(request, provider)
         member = member or MemberContext(origin.guild_id, origin.channel_id, origin.user_id)
         admitted: int | None = None
         try:
@@ -205,7 +248,7 @@ class JobService:
                     db,
                     origin=origin,
                     request=request,
-                    provider=self.provider.name,
+                    provider=provider.name,
                     cost=priced.credits,
                     reservation_id=reservation.id,
                     extra=extra,
@@ -390,18 +433,20 @@ class JobService:
             await self._finish(job, message_id, bound)
 
     async def _submit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
+        provider = self.provider_for(job)
+        breaker = self.breakers[provider.name]
         async with self._critical_section():
             await self.jobs.update(job, state=JobState.SUBMITTING)
             try:
-                handle = await self.provider.submit(job.request)
+                handle = await provider.submit(job.request)
             except (TransientError, RateLimited):
-                self.breaker.record_outage()
+                breaker.record_outage()
                 raise
-            self.breaker.record_success()
+            breaker.record_success()
             await self.jobs.update(
                 job, state=JobState.QUEUED, provider_handle=handle.to_json(), started_at=utcnow()
             )
-        bound.info("job.submitted", provider=self.provider.name, request_id=handle.request_id)
+        bound.info("job.submitted", provider=provider.name, request_id=handle.request_id)
 
     async def _follow(self, job: Job, status: LatestWins[Progress]) -> ProviderResult:
         """Follow the provider's job; an outage while following is waited out, not a failure.
@@ -411,24 +456,25 @@ class JobService:
         """
         assert job.provider_handle is not None
         handle = ProviderHandle.from_json(job.provider_handle)
+        breaker = self.breakers[self.provider_for(job).name]
         for attempt in range(1, FOLLOW_ATTEMPTS + 1):
             try:
                 result = await self._follow_once(job, handle, status)
             except (TransientError, RateLimited) as exc:
-                self.breaker.record_outage()
+                breaker.record_outage()
                 if attempt == FOLLOW_ATTEMPTS:
                     raise
                 log.warning("job.follow_interrupted", job_id=job.id, error=type(exc).__name__)
                 await asyncio.sleep(min(30.0, self.limits.outage_pause * 2.0 ** (attempt - 1)))
             else:
-                self.breaker.record_success()
+                breaker.record_success()
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _follow_once(
         self, job: Job, handle: ProviderHandle, status: LatestWins[Progress]
     ) -> ProviderResult:
-        async for observed in self.provider.watch(handle):
+        async for observed in self.provider_for(job).watch(handle):
             if observed.kind is StatusKind.COMPLETED and observed.result is not None:
                 return observed.result
             if observed.kind is StatusKind.QUEUED:
@@ -477,7 +523,7 @@ class JobService:
             return
         with contextlib.suppress(ProviderError, asyncio.TimeoutError):
             async with asyncio.timeout(10):
-                await self.provider.cancel(ProviderHandle.from_json(job.provider_handle))
+                await self.provider_for(job).cancel(ProviderHandle.from_json(job.provider_handle))
 
 
 def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | None:

@@ -440,3 +440,56 @@ async def test_job_shutdown_lets_a_submit_in_flight_finish(world: World):
     stored = await world.service.jobs.get(job.id)
     assert stored is not None and stored.state is JobState.QUEUED
     assert world.fal.count("submit") == 1
+
+
+async def test_job_fails_over_to_second_provider_repriced(
+    tmp_path: Path, session: aiohttp.ClientSession
+):
+    """With fal's circuit open, a new request goes to the fallback at the fallback's price."""
+    from bot.providers.aigateway import AIGatewayProvider
+    from tests.fakes.aigateway import FakeAIGateway
+
+    async with FakeFal() as fal, FakeAIGateway(min_poll_interval=0.0) as gateway:
+        store = await Store.open(tmp_path / "failover.sqlite3")
+        try:
+            quotas = Quotas(store, default_allowance=1000, default_period=Period.DAILY)
+            primary = FalProvider(session, api_key=fal.key, base_url=fal.url, retry=FAST)
+            fallback = AIGatewayProvider(
+                session, api_key=gateway.key, base_url=gateway.url, poll_interval=0.01, retry=FAST
+            )
+            service = JobService(
+                store=store,
+                quotas=quotas,
+                provider=primary,
+                fallback=fallback,
+                session=session,
+                credits_per_usd=100,
+                limits=JobLimits(status_interval=0.0),
+            )
+            first = await service.create(request(model="2.1"), ORIGIN)
+            assert (first.provider, first.cost) == ("fal", 40)
+            for _ in range(service.breaker.threshold):
+                service.breaker.record_outage()
+            job = await service.create(request(model="2.1"), ORIGIN)
+            assert (job.provider, job.cost) == ("aigateway", 200)  # $0.40 per second x 5 s
+            front = RecordingFrontEnd()
+            async with asyncio.timeout(10):
+                await service.run(job, front)
+            assert front.delivered_bytes == gateway.video
+            assert gateway.count("submit") == 1 and fal.count("submit") == 0
+            await service.close()
+        finally:
+            await store.close()
+
+
+async def test_job_whose_provider_is_gone_is_refunded(world: World):
+    """A job resumed after the operator switched providers is refunded with a clear reason."""
+    job = await world.service.create(request(), ORIGIN)
+    await world.service.jobs.update(
+        job, provider="pixazo", state=JobState.QUEUED, provider_handle={"request_id": "r"}
+    )
+    front = RecordingFrontEnd()
+    done = await run(world, job, front)
+    assert done.state is JobState.FAILED
+    assert "no longer used" in front.failures[0]
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100

@@ -8,13 +8,16 @@ from bot.config import ProviderName, Settings
 from bot.providers.base import Provider
 
 
-def build_provider(settings: Settings, session: aiohttp.ClientSession) -> Provider:
-    """The provider named by ``PIKA_PROVIDER``, configured from ``settings``."""
-    key = settings.provider_key()
+def build_provider(
+    settings: Settings, session: aiohttp.ClientSession, name: ProviderName | None = None
+) -> Provider:
+    """Provider ``name`` (``PIKA_PROVIDER`` by default), configured from ``settings``."""
+    name = name or settings.provider
+    key = settings.provider_key(name)
     if key is None:
-        raise ValueError(f"{settings.provider_key_name()} is not set")
+        raise ValueError(f"{settings.provider_key_name(name)} is not set")
     api_key = key.get_secret_value()
-    match settings.provider:
+    match name:
         case ProviderName.FAL:
             from bot.providers.fal import FalProvider
 
