@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bot import __version__
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="start the bot (needs DISCORD_TOKEN and the provider key)")
     commands.add_parser("sync", help="sync the slash commands with Discord now")
+    commands.add_parser(
+        "check", help="check the settings, the Discord token and the provider key, then exit"
+    )
 
     generate = commands.add_parser("generate", help="make one clip from the terminal")
     generate.add_argument("prompt")
@@ -39,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--negative", default=None, help="negative prompt")
     generate.add_argument("--model", default=None, help="2.2 (default), 2.1 or turbo")
     generate.add_argument("--out", type=Path, default=Path("pika.mp4"), help="output file")
+    generate.add_argument(
+        "--image",
+        default=None,
+        metavar="FILE_OR_URL",
+        help="first frame (image-to-video): an https:// URL, or a PNG/JPEG/WebP file up to 10 MB",
+    )
     return parser
 
 
@@ -68,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "generate":
                 settings = _settings(need_discord=False, need_provider=True)
                 return asyncio.run(_generate(settings, args))
+            case "check":
+                import discord.http  # the CLI is part of the composition root
+
+                settings = _settings(need_discord=True, need_provider=True)
+                return asyncio.run(_check(settings, discord_api=discord.http.Route.BASE))
     except SettingsError as exc:
         print(f"pikabot: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -91,8 +106,9 @@ def _describe(exc: Exception) -> str:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.images import image_input
     from bot.jobs import RequestRefused
-    from bot.models import Origin
+    from bot.models import Mode, Origin
     from bot.requests import RequestOptions, build_request
     from bot.services import Services
     from bot.terminal import TerminalObserver
@@ -109,6 +125,18 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     services = await Services.open(settings)
     try:
         try:
+            if args.image is not None:
+                if Mode.IMAGE not in services.provider.capabilities.modes:
+                    raise RequestRefused(
+                        f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
+                        " clips: leave out --image, or use a provider that can."
+                    )
+                image = image_input(
+                    args.image,
+                    data_uri_ok=services.provider.capabilities.data_uri_images,
+                    provider=settings.provider.value,
+                )
+                options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
             request = build_request(options, default_model=settings.default_model)
             job = await services.jobs.create(request, Origin.terminal())
         except RequestRefused as refused:
@@ -123,3 +151,22 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED if observer.error else EXIT_OK
     finally:
         await services.close()
+
+
+async def _check(settings: Settings, *, discord_api: str) -> int:
+    from bot.checks import run_checks
+
+    results = await run_checks(settings, discord_api=discord_api)
+    good, bad = _marks()
+    for result in results:
+        print(f"{good if result.ok else bad} {result.text}")
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _marks() -> tuple[str, str]:
+    """✓ and ✗, or plain words where stdout cannot show them."""
+    try:
+        "✓✗".encode(sys.stdout.encoding or "ascii")
+    except (LookupError, UnicodeEncodeError):
+        return "ok  ", "FAIL"
+    return "✓", "✗"

@@ -1,0 +1,143 @@
+"""``pikabot check``: the Discord token and the provider key, each with one cheap call.
+
+The settings themselves are checked before this runs (``load_settings``: one line naming a
+missing or invalid setting, exit code 2). Each check gives one :class:`Check` line; nothing
+here ever prints or logs a secret. The core imports nothing from ``discord``: the CLI passes
+discord.py's REST base in (``discord.http.Route.BASE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from bot import __version__
+from bot.config import ProviderName, Settings
+from bot.providers import build_provider
+from bot.providers.errors import OutOfProviderCredits, ProviderError, RateLimited
+from bot.providers.http import CONNECTION_ERRORS, parse_retry_after, read_json
+
+CHECK_SECONDS = 60.0
+"""Bound on each check, retries included."""
+_DISCORD_TIMEOUT = aiohttp.ClientTimeout(total=20, sock_connect=10)
+_DISCORD_USER_AGENT = f"DiscordBot (https://github.com/pikabot/pikabot, {__version__})"
+
+PROVIDER_LABELS: Mapping[ProviderName, str] = {
+    ProviderName.FAL: "fal.ai",
+    ProviderName.AIGATEWAY: "AIgateway",
+    ProviderName.ONEMIN: "1min.ai",
+    ProviderName.PIXAZO: "Pixazo",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the report: passed or not, and a sentence saying why."""
+
+    ok: bool
+    text: str
+
+
+def _provider_url(settings: Settings) -> str:
+    return str(
+        {
+            ProviderName.FAL: settings.fal_queue_url,
+            ProviderName.AIGATEWAY: settings.aigateway_base_url,
+            ProviderName.ONEMIN: settings.onemin_base_url,
+            ProviderName.PIXAZO: settings.pixazo_base_url,
+        }[settings.provider]
+    )
+
+
+def _host(url: str) -> str:
+    """Only the host (and a non-default port) of ``url``: never user info, path or query."""
+    parsed = URL(url)
+    host = parsed.host or "?"
+    return f"{host}:{parsed.port}" if parsed.port and not parsed.is_default_port() else host
+
+
+def settings_check(settings: Settings) -> Check:
+    """The line for settings that loaded (``load_settings`` has already refused bad ones)."""
+    return Check(
+        True,
+        f"settings: PIKA_PROVIDER={settings.provider.value},"
+        f" database {settings.database}, DISCORD_TOKEN and {settings.provider_key_name()} set",
+    )
+
+
+async def discord_check(session: aiohttp.ClientSession, api_base: str, token: str) -> Check:
+    """``GET {api_base}/users/@me`` with the bot token: who Discord says the bot is."""
+    url = f"{api_base.rstrip('/')}/users/@me"
+    headers = {"Authorization": f"Bot {token}", "User-Agent": _DISCORD_USER_AGENT}
+    try:
+        async with session.get(url, headers=headers, timeout=_DISCORD_TIMEOUT) as response:
+            status = response.status
+            body: Any = await read_json(response)
+            retry_after = parse_retry_after(response.headers)
+    except CONNECTION_ERRORS as exc:
+        return Check(
+            False,
+            f"Discord: could not reach {_host(url)} ({type(exc).__name__}); check the network",
+        )
+    if status == 200 and isinstance(body, Mapping):
+        name, user_id = body.get("username", "?"), body.get("id", "?")
+        return Check(True, f"Discord accepted DISCORD_TOKEN: the bot is {name} (id {user_id})")
+    if status == 401:
+        return Check(
+            False,
+            "Discord refused DISCORD_TOKEN (401): copy the bot token again from the developer"
+            " portal (Bot → Reset Token)",
+        )
+    if status == 429:
+        wait = f" in {retry_after:.0f} s" if retry_after is not None else " later"
+        return Check(False, f"Discord is rate limiting this address (429): try again{wait}")
+    return Check(False, f"Discord answered HTTP {status} to the token check: try again later")
+
+
+async def provider_check(settings: Settings, session: aiohttp.ClientSession) -> Check:
+    """The configured provider's ``verify_key``, as one line."""
+    label = f"{PROVIDER_LABELS[settings.provider]} ({_host(_provider_url(settings))})"
+    key_name = settings.provider_key_name()
+    provider = build_provider(settings, session)
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            verdict = await provider.verify_key()
+    except TimeoutError:
+        return Check(False, f"{label} did not answer the key check within {CHECK_SECONDS:.0f} s")
+    except OutOfProviderCredits:
+        return Check(False, f"{label} knows {key_name}, but the account is out of funds: top it up")
+    except RateLimited:
+        return Check(False, f"{label} is rate limiting the key check: try again in a minute")
+    except ProviderError as exc:
+        return Check(
+            False,
+            f"{label}: could not check {key_name} ({type(exc).__name__}); try again later",
+        )
+    if verdict is None:
+        return Check(
+            True,
+            f"{key_name} is set but not verified: {label} has no call that tests a key without"
+            " starting a paid generation (`pikabot generate` tests it, for the price of a clip)",
+        )
+    if verdict:
+        return Check(True, f"{label} accepted {key_name}")
+    return Check(
+        False, f"{label} refused {key_name}: copy the key again from the provider's dashboard"
+    )
+
+
+async def run_checks(settings: Settings, *, discord_api: str) -> list[Check]:
+    """Every check, in order: settings, Discord token, provider key."""
+    assert settings.discord_token is not None  # load_settings(need_discord=True) ensured it
+    results = [settings_check(settings)]
+    async with aiohttp.ClientSession() as session:
+        results.append(
+            await discord_check(session, discord_api, settings.discord_token.get_secret_value())
+        )
+        results.append(await provider_check(settings, session))
+    return results

@@ -1,0 +1,149 @@
+"""``pikabot check`` as an operator runs it: a real process, discord.py pointed at the loopback
+Discord double, each provider's key checked against its loopback fake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.discord import DiscordDouble
+from tests.fakes.providers import SETUPS, ProviderSetup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def check(
+    rest_base: str | None, env: dict[str, str], cwd: Path
+) -> tuple[int, list[str], str]:
+    """Run ``pikabot check`` through the test launcher (discord.py aimed at ``rest_base``), or
+    as ``python -m bot check`` when ``rest_base`` is None."""
+    full_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONIOENCODING": "utf-8",
+        "PIKABOT_DATABASE": str(cwd / "db.sqlite3"),
+        **env,
+    }
+    launcher = (
+        ["-m", "bot"]
+        if rest_base is None
+        else ["-m", "tests.fakes.discord.launch", rest_base, "--"]
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *launcher,
+        "check",
+        cwd=ROOT,
+        env=full_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode().splitlines(), err.decode()
+
+
+@pytest.mark.parametrize("setup", SETUPS.values(), ids=list(SETUPS))
+async def test_check_passes_with_good_token_and_key(setup: ProviderSetup, tmp_path: Path):
+    """Good token and key: three ✓ lines, exit 0; the key check creates no job; 1min.ai's key
+    is reported as set but not verifiable, and nothing is sent to 1min.ai at all."""
+    async with DiscordDouble() as discord, setup.make() as fake:
+        env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+        assert code == 0, (lines, err)
+        assert len(lines) == 3, lines
+        assert all(line.startswith("✓ ") for line in lines), lines
+        assert f"PIKA_PROVIDER={setup.name}" in lines[0]
+        assert "Discord accepted DISCORD_TOKEN" in lines[1]
+        assert "pikabot" in lines[1]
+        assert discord.requests_to("GET", "/users/@me")
+        if setup.name == "onemin":
+            assert "not verified" in lines[2]
+            assert fake.requests == []
+        else:
+            assert f"accepted {setup.key_env}" in lines[2]
+            assert len(fake.requests) == 1
+            assert fake.count("submit") == 0
+        output = "\n".join(lines) + err
+        assert fake.key not in output
+        assert discord.token not in output
+
+
+@pytest.mark.parametrize("name", ["fal", "aigateway", "pixazo"])
+async def test_check_reports_a_refused_key(name: str, tmp_path: Path):
+    """A key the provider refuses: a ✗ line naming the setting, exit 1, the key not shown."""
+    setup = SETUPS[name]
+    async with DiscordDouble() as discord, setup.make() as fake:
+        env = {"DISCORD_TOKEN": discord.token, **setup.env(fake, key="wrong-key-123")}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+        assert code == 1, (lines, err)
+        assert lines[1].startswith("✓ ")
+        assert lines[2].startswith("✗ ")
+        assert f"refused {setup.key_env}" in lines[2]
+        assert "wrong-key-123" not in "\n".join(lines) + err
+
+
+async def test_check_reports_a_refused_discord_token(tmp_path: Path):
+    """A token Discord refuses: ✗ with what to do, the provider still checked, exit 1."""
+    setup = SETUPS["fal"]
+    async with DiscordDouble() as discord, setup.make() as fake:
+        env = {"DISCORD_TOKEN": "not-the-token", **setup.env(fake)}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+        assert code == 1, (lines, err)
+        assert lines[1].startswith("✗ Discord refused DISCORD_TOKEN")
+        assert "developer portal" in lines[1]
+        assert lines[2].startswith("✓ ")
+        assert "not-the-token" not in "\n".join(lines) + err
+
+
+async def test_check_reports_an_unreachable_provider(tmp_path: Path):
+    """A provider that does not answer is a failed check (not a refused key), exit 1."""
+    setup = SETUPS["aigateway"]
+    async with DiscordDouble() as discord:
+        async with setup.make() as fake:
+            env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
+        # The fake is closed: its port refuses connections.
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+        assert code == 1, (lines, err)
+        assert lines[2].startswith("✗ ")
+        assert "could not check AIGATEWAY_API_KEY" in lines[2]
+
+
+async def test_check_out_of_funds_is_named(tmp_path: Path):
+    """A 402 to the key check: the key is known but the account is empty, exit 1."""
+    setup = SETUPS["pixazo"]
+    async with DiscordDouble() as discord, setup.make() as fake:
+        fake.script_error("status", 402)
+        env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
+        code, lines, _ = await check(discord.rest_base, env, tmp_path)
+        assert code == 1
+        assert "out of funds" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FAL_KEY": "k"}, "DISCORD_TOKEN is not set"),
+        ({"DISCORD_TOKEN": "t", "PIKA_PROVIDER": "aigateway"}, "AIGATEWAY_API_KEY is not set"),
+        (
+            {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "FAL_QUEUE_URL": "nope"},
+            "FAL_QUEUE_URL is invalid",
+        ),
+    ],
+)
+async def test_check_settings_errors_are_one_line(
+    env: dict[str, str], expected: str, tmp_path: Path
+):
+    """Settings errors stop the check like ``run``: one line naming the setting, exit 2."""
+    code, lines, err = await check(None, env, tmp_path)
+    assert code == 2
+    assert lines == []
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("pikabot: ")
+    assert expected in err
+    assert "Traceback" not in err
