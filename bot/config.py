@@ -7,6 +7,7 @@ The provider settings keep the names the providers' own documents use (``FAL_KEY
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -114,10 +115,37 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(
         default=50, ge=1, validation_alias=_env("PIKABOT_MAX_CONCURRENT_JOBS")
     )
+    guild_concurrency: int | None = Field(
+        default=None, ge=1, validation_alias=_env("PIKABOT_GUILD_CONCURRENCY")
+    )
+    max_queue: int = Field(default=100, ge=0, validation_alias=_env("PIKABOT_MAX_QUEUE"))
+    guild_max_queue: int | None = Field(
+        default=20, ge=0, validation_alias=_env("PIKABOT_GUILD_MAX_QUEUE")
+    )
+    timezone: str = Field(default="UTC", validation_alias=_env("PIKABOT_TIMEZONE"))
+    monthly_usd_cap: Decimal | None = Field(
+        default=None, gt=0, validation_alias=_env("PIKABOT_MONTHLY_USD_CAP")
+    )
+    guild_monthly_usd_cap: Decimal | None = Field(
+        default=None, gt=0, validation_alias=_env("PIKABOT_GUILD_MONTHLY_USD_CAP")
+    )
     log_format: LogFormat = Field(
         default=LogFormat.AUTO, validation_alias=_env("PIKABOT_LOG_FORMAT")
     )
     log_level: str = Field(default="INFO", validation_alias=_env("PIKABOT_LOG_LEVEL"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if value.upper() == "UTC":
+            return "UTC"
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("use an IANA time zone name such as Europe/Berlin or UTC") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -12,6 +12,7 @@ import aiohttp
 from bot import __version__
 from bot.config import Settings
 from bot.jobs import JobLimits, JobService
+from bot.moderation import Moderation
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
@@ -30,6 +31,7 @@ class Services:
     provider: Provider
     quotas: Quotas
     jobs: JobService
+    moderation: Moderation
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -49,6 +51,8 @@ class Services:
             store,
             default_allowance=settings.default_allowance,
             default_period=settings.allowance_period,
+            default_time_zone=settings.timezone,
+            guild_usd_cap=settings.guild_monthly_usd_cap,
         )
         jobs = JobService(
             store=store,
@@ -61,9 +65,14 @@ class Services:
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,
                 status_interval=settings.status_edit_interval,
                 max_concurrent=settings.max_concurrent_jobs,
+                guild_concurrent=settings.guild_concurrency,
+                max_queue=settings.max_queue,
+                guild_max_queue=settings.guild_max_queue,
+                monthly_usd_cap=settings.monthly_usd_cap,
             ),
         )
-        return cls(settings, store, session, provider, quotas, jobs)
+        moderation = Moderation(store, quotas)
+        return cls(settings, store, session, provider, quotas, jobs, moderation)
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""
