@@ -67,6 +67,9 @@ class Settings(BaseSettings):
 
     # Providers: names fixed by the providers' own documents.
     provider: ProviderName = Field(default=ProviderName.FAL, validation_alias=_env("PIKA_PROVIDER"))
+    fallback_provider: ProviderName | None = Field(
+        default=None, validation_alias=_env("PIKABOT_FALLBACK_PROVIDER")
+    )
     fal_key: SecretStr | None = Field(default=None, validation_alias=_env("FAL_KEY"))
     fal_queue_url: HttpUrl = Field(
         default=HttpUrl("https://queue.fal.run"), validation_alias=_env("FAL_QUEUE_URL")
@@ -155,23 +158,23 @@ class Settings(BaseSettings):
             raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
-    def provider_key(self) -> SecretStr | None:
-        """The API key of the configured provider."""
+    def provider_key(self, name: ProviderName | None = None) -> SecretStr | None:
+        """The API key of provider ``name`` (the configured one by default)."""
         return {
             ProviderName.FAL: self.fal_key,
             ProviderName.AIGATEWAY: self.aigateway_api_key,
             ProviderName.ONEMIN: self.onemin_api_key,
             ProviderName.PIXAZO: self.pixazo_api_key,
-        }[self.provider]
+        }[name or self.provider]
 
-    def provider_key_name(self) -> str:
-        """The environment variable that holds the configured provider's key."""
+    def provider_key_name(self, name: ProviderName | None = None) -> str:
+        """The environment variable that holds provider ``name``'s key."""
         return {
             ProviderName.FAL: "FAL_KEY",
             ProviderName.AIGATEWAY: "AIGATEWAY_API_KEY",
             ProviderName.ONEMIN: "ONEMIN_API_KEY",
             ProviderName.PIXAZO: "PIXAZO_API_KEY",
-        }[self.provider]
+        }[name or self.provider]
 
     def secrets(self) -> list[str]:
         """Every secret value that is set, for the log redactor."""
@@ -209,6 +212,16 @@ def load_settings(*, need_discord: bool, need_provider: bool, **overrides: objec
         raise SettingsError(
             "DISCORD_TOKEN is not set: put the bot token in the environment or .env"
         )
+    fallback = settings.fallback_provider
+    if need_provider and fallback is not None:
+        if fallback == settings.provider:
+            raise SettingsError("PIKABOT_FALLBACK_PROVIDER must differ from PIKA_PROVIDER")
+        key = settings.provider_key(fallback)
+        if key is None or not key.get_secret_value():
+            raise SettingsError(
+                f"{settings.provider_key_name(fallback)} is not set:"
+                f" PIKABOT_FALLBACK_PROVIDER={fallback.value} needs its API key"
+            )
     if need_provider:
         key = settings.provider_key()
         if key is None or not key.get_secret_value():
