@@ -13,7 +13,7 @@ import structlog
 
 from bot.delivery import DownloadedVideo
 from bot.jobs import JobService
-from bot.models import Job, JobState, Progress
+from bot.models import Job, Progress
 from bot.providers.errors import ProviderError
 from bot.redact import safe_url
 from bot.store import utcnow
@@ -147,8 +147,3 @@ class DiscordJobObserver:
     async def failed(self, job: Job, reason: str) -> None:
         """Turn the status message into a clear failure (or cancellation) notice."""
         await self._show(job, failed_embed(job, reason), final=True)
-
-
-def is_running(job: Job) -> bool:
-    """True while the job may still change."""
-    return job.state not in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)

@@ -74,9 +74,11 @@ from bot.providers.http import (
     RetryPolicy,
     connection_error,
     key_verdict,
+    log_text,
     parse_retry_after,
     read_json,
     with_retries,
+    without_secret,
 )
 
 log = structlog.get_logger(__name__)
@@ -118,16 +120,6 @@ def _price_table() -> dict[PriceKey, Decimal]:
     return table
 
 
-def _short(value: object, limit: int = 200) -> str:
-    """A bounded, single-line rendering of provider text for the log (never for members)."""
-    return " ".join(str(value).split())[:limit]
-
-
-def _redacted(text: str, secret: str) -> str:
-    """``text`` with the API key blanked, should a provider echo it back."""
-    return text.replace(secret, "[redacted]") if secret else text
-
-
 def _error_fields(body: Any) -> tuple[str, str]:
     """``(type, message)`` from ``{"error": {"type", "message"}}`` or a looser variant."""
     if isinstance(body, Mapping):
@@ -156,8 +148,8 @@ def http_error(
     secret: str = "",
 ) -> ProviderError:
     """Translate an error response into our hierarchy; the body goes to the log text only."""
-    kind, message = (_redacted(part, secret) for part in _error_fields(body))
-    detail = f"{where}: HTTP {status} {_short(kind)}: {_short(message)}"
+    kind, message = (without_secret(part, secret) for part in _error_fields(body))
+    detail = f"{where}: HTTP {status} {log_text(kind)}: {log_text(message)}"
     if status in (401, 403):
         return AuthenticationError(detail)
     if status == 402:
@@ -208,7 +200,7 @@ def _job_failure(body: Mapping[str, Any], *, job_id: str) -> ProviderError:
         )
     elif error is not None:
         message = str(error)
-    detail = f"aigateway job {job_id} failed: {_short(code)}: {_short(message)}"
+    detail = f"aigateway job {job_id} failed: {log_text(code)}: {log_text(message)}"
     if _is_policy(code):
         return ContentPolicy(detail)
     return GenerationFailed(detail)
@@ -383,7 +375,7 @@ class AIGatewayProvider:
                 user_message="The video service cancelled this clip.",
             )
         # Not documented: keep waiting rather than fail a job that may still finish.
-        log.warning("provider.unknown_status", provider=self.name, status=_short(state, 40))
+        log.warning("provider.unknown_status", provider=self.name, status=log_text(state, 40))
         return ProviderStatus(kind=StatusKind.RUNNING)
 
     async def watch(self, handle: ProviderHandle) -> AsyncIterator[ProviderStatus]:

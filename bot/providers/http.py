@@ -165,3 +165,21 @@ def key_verdict(
     if status == 503:
         raise RefusedAtTheDoor(detail)
     raise TransientError(f"{detail} (unexpected answer to the key check)")
+
+
+def log_text(value: object, limit: int = 200) -> str:
+    """A bounded, single-line rendering of provider text for the log (never for members)."""
+    return " ".join(str(value).split())[:limit]
+
+
+def without_secret(text: str, secret: str) -> str:
+    """``text`` with the API key blanked, should a provider echo it back."""
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def error_text(body: Any) -> str:
+    """``error`` and ``message`` of a JSON error body (string fields only), for the log."""
+    if not isinstance(body, Mapping):
+        return ""
+    parts = [str(body[key]) for key in ("error", "message") if body.get(key)]
+    return ": ".join(parts)

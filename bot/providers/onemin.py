@@ -88,9 +88,12 @@ from bot.providers.http import (
     RefusedAtTheDoor,
     RetryPolicy,
     connection_error,
+    error_text,
+    log_text,
     parse_retry_after,
     read_json,
     with_retries,
+    without_secret,
 )
 
 log = structlog.get_logger(__name__)
@@ -140,30 +143,13 @@ _LOST = (
 )
 
 
-def _short(value: object, limit: int = 200) -> str:
-    """A bounded, single-line rendering of provider text for the log (never for members)."""
-    return " ".join(str(value).split())[:limit]
-
-
-def _redacted(text: str, secret: str) -> str:
-    """``text`` with the API key blanked, should a provider echo it back."""
-    return text.replace(secret, "[redacted]") if secret else text
-
-
-def _error_text(body: Any) -> str:
-    if not isinstance(body, Mapping):
-        return ""
-    parts = [str(body[key]) for key in ("error", "message") if body.get(key)]
-    return ": ".join(parts)
-
-
 def http_error(
     status: int, body: Any, headers: Mapping[str, str], *, secret: str = ""
 ) -> ProviderError:
     """Translate an error response into our hierarchy; the body goes to the log text only."""
-    text = _redacted(_error_text(body), secret)
+    text = without_secret(error_text(body), secret)
     lowered = text.lower()
-    detail = f"onemin.generate: HTTP {status}: {_short(text)}"
+    detail = f"onemin.generate: HTTP {status}: {log_text(text)}"
     mentions_credit = any(word in lowered for word in _CREDIT_WORDS)
     if status == 402 or (status in (400, 403) and mentions_credit):
         return OutOfProviderCredits(detail)
@@ -284,7 +270,7 @@ class OneMinProvider:
             raise TransientError(f"onemin {call_id}: answer without aiRecord")
         state = str(record.get("status", ""))
         if state.upper() != "SUCCESS":
-            raise GenerationFailed(f"onemin {call_id}: aiRecord status {_short(state, 40)}")
+            raise GenerationFailed(f"onemin {call_id}: aiRecord status {log_text(state, 40)}")
         url = record.get("temporaryUrl")
         if not isinstance(url, str) or not url:
             detail = record.get("aiRecordDetail")

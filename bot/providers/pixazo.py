@@ -79,10 +79,13 @@ from bot.providers.http import (
     RefusedAtTheDoor,
     RetryPolicy,
     connection_error,
+    error_text,
     key_verdict,
+    log_text,
     parse_retry_after,
     read_json,
     with_retries,
+    without_secret,
 )
 
 log = structlog.get_logger(__name__)
@@ -112,24 +115,6 @@ _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
 _CREDIT_WORDS = ("quota", "credit", "balance", "insufficient", "funds")
 
 
-def _short(value: object, limit: int = 200) -> str:
-    """A bounded, single-line rendering of provider text for the log (never for members)."""
-    return " ".join(str(value).split())[:limit]
-
-
-def _redacted(text: str, secret: str) -> str:
-    """``text`` with the API key blanked, should a provider echo it back."""
-    return text.replace(secret, "[redacted]") if secret else text
-
-
-def _error_text(body: Any) -> str:
-    """``error`` and ``message`` from either documented error shape, or APIM's own."""
-    if not isinstance(body, Mapping):
-        return ""
-    parts = [str(body[key]) for key in ("error", "message") if body.get(key)]
-    return ": ".join(parts)
-
-
 def http_error(
     status: int,
     body: Any,
@@ -140,8 +125,8 @@ def http_error(
     secret: str = "",
 ) -> ProviderError:
     """Translate an error response into our hierarchy; the body goes to the log text only."""
-    text = _redacted(_error_text(body), secret)
-    detail = f"{where}: HTTP {status}: {_short(text)}"
+    text = without_secret(error_text(body), secret)
+    detail = f"{where}: HTTP {status}: {log_text(text)}"
     mentions_credit = any(word in text.lower() for word in _CREDIT_WORDS)
     if status == 402 or (status == 403 and mentions_credit):
         return OutOfProviderCredits(detail)
@@ -321,14 +306,14 @@ class PixazoProvider:
             )
         if state == "FAILED":
             raise GenerationFailed(
-                f"pixazo request {request_id} FAILED: {_short(body.get('error'))}"
+                f"pixazo request {request_id} FAILED: {log_text(body.get('error'))}"
             )
         if state == "ERROR":
             raise GenerationFailed(
-                f"pixazo request {request_id} ERROR: {_short(body.get('error'))}",
+                f"pixazo request {request_id} ERROR: {log_text(body.get('error'))}",
                 user_message="The video service had a system error and did not make this clip.",
             )
-        log.warning("provider.unknown_status", provider=self.name, status=_short(state, 40))
+        log.warning("provider.unknown_status", provider=self.name, status=log_text(state, 40))
         return ProviderStatus(kind=StatusKind.RUNNING)
 
     async def watch(self, handle: ProviderHandle) -> AsyncIterator[ProviderStatus]:
