@@ -530,7 +530,8 @@ def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | 
     """Show a new job's place in the bot's own waiting line ("waiting in line, position N")."""
     if job.state is not JobState.PENDING:
         return None  # a resumed job already at the provider shows its provider state
-    return lambda place: status.publish(Progress(JobState.PENDING, queue_position=place))
+    # Progress positions count the jobs ahead (0: next), like the providers' queue positions.
+    return lambda place: status.publish(Progress(JobState.PENDING, queue_position=place - 1))
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:

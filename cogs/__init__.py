@@ -6,6 +6,7 @@ EXTENSIONS = (
     "cogs.scenes",
     "cogs.controls",
     "cogs.credits",
+    "cogs.quota",
     "cogs.history",
 )
 """Loaded in this order by :class:`bot.app.PikaBot`."""

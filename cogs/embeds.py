@@ -7,6 +7,7 @@ from datetime import datetime
 import discord
 
 from bot.models import Job, JobState, Progress
+from bot.moderation import MemberStanding
 from bot.quotas import Balance
 
 COLOUR_WORKING = discord.Colour.blurple()
@@ -125,8 +126,10 @@ def failed_embed(job: Job, reason: str) -> discord.Embed:
     return embed
 
 
-def credits_embed(balance: Balance, clip_cost: int | None) -> discord.Embed:
-    """The guild's credits, for ``/credits``."""
+def credits_embed(
+    balance: Balance, clip_cost: int | None, standing: MemberStanding | None = None
+) -> discord.Embed:
+    """The guild's credits, for ``/credits``, with the member's own use and cap."""
     embed = discord.Embed(title="Server credits", colour=COLOUR_WORKING)
     embed.add_field(
         name="Left", value=f"**{balance.remaining}** of {balance.allowance}", inline=True
@@ -137,9 +140,17 @@ def credits_embed(balance: Balance, clip_cost: int | None) -> discord.Embed:
         embed.add_field(name="Granted", value=str(balance.granted), inline=True)
     if clip_cost is not None:
         embed.add_field(name="A 5 s 720p clip", value=f"{clip_cost} credits", inline=True)
+    if balance.carried:
+        embed.add_field(name="Carried over", value=str(balance.carried), inline=True)
     embed.add_field(
         name="Resets",
         value=f"{_ts(balance.resets_at)} ({balance.period.value})",
         inline=True,
     )
+    if standing is not None:
+        if standing.exempt or standing.cap is None:
+            yours = f"{standing.spent} credits used, no personal cap"
+        else:
+            yours = f"{standing.spent} of your {standing.cap} credits used"
+        embed.add_field(name="You, this period", value=yours, inline=False)
     return embed

@@ -7,17 +7,31 @@ import structlog
 from discord import app_commands
 from discord.ext import commands
 
+from bot.moderation import ModerationError
+
 log = structlog.get_logger(__name__)
 
 GENERIC = "Sorry, something went wrong on my side. Nothing was charged; please try again."
 
 
+PERMISSION_NAMES = {"manage_guild": "Manage Server", "manage_messages": "Manage Messages"}
+"""Discord's names for permissions as members see them in their client."""
+
+
+def _permissions(names: list[str]) -> str:
+    return ", ".join(PERMISSION_NAMES.get(n, n.replace("_", " ").title()) for n in names)
+
+
 def friendly_message(error: app_commands.AppCommandError) -> str:
     """What the member reads for each kind of error, in the order they are checked."""
+    if isinstance(error, app_commands.CommandInvokeError) and isinstance(
+        error.original, ModerationError
+    ):
+        return f"Nothing changed: {error.original}."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command works in a server, not in direct messages."
     if isinstance(error, app_commands.MissingPermissions):
-        return "You need the " + ", ".join(error.missing_permissions) + " permission for this."
+        return f"You need the {_permissions(error.missing_permissions)} permission for this."
     if isinstance(error, app_commands.BotMissingPermissions):
         return "I'm missing the " + ", ".join(error.missing_permissions) + " permission here."
     if isinstance(error, app_commands.CommandOnCooldown):

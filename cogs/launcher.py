@@ -16,6 +16,7 @@ import structlog
 
 from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, Progress
+from bot.policy import MemberContext
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
 from cogs.views import status_view
@@ -81,6 +82,23 @@ def origin_of(interaction: discord.Interaction) -> Origin:
     )
 
 
+def member_of(
+    user: discord.abc.User, guild_id: int, channel: object, *, is_moderator: bool
+) -> MemberContext:
+    """What the guild's rules need to know about a member: roles, the channel's NSFW flag,
+    and whether they may moderate (Manage Server)."""
+    roles = getattr(user, "roles", ())
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return MemberContext(
+        guild_id=guild_id,
+        channel_id=int(getattr(channel, "id", 0)),
+        user_id=user.id,
+        role_ids=frozenset(role.id for role in roles),
+        channel_nsfw=bool(is_nsfw()) if callable(is_nsfw) else False,
+        is_moderator=is_moderator,
+    )
+
+
 class JobLauncher:
     """Creates jobs for Discord members and shows them."""
 
@@ -111,7 +129,14 @@ class JobLauncher:
             return None
         extra = {**(extra or {}), "upload_limit": str(interaction.filesize_limit)}
         try:
-            job = await self.services.jobs.create(request, origin_of(interaction), extra=extra)
+            origin = origin_of(interaction)
+            member = member_of(
+                interaction.user,
+                origin.guild_id,
+                interaction.channel or discord.Object(origin.channel_id),
+                is_moderator=interaction.permissions.manage_guild,
+            )
+            job = await self.services.jobs.create(request, origin, extra=extra, member=member)
         except RequestRefused as refused:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None
@@ -137,7 +162,14 @@ class JobLauncher:
         if "upload_limit" in original.extra:
             extra["upload_limit"] = original.extra["upload_limit"]
         try:
-            job = await self.services.jobs.create(request, origin, extra=extra)
+            perms = getattr(user, "guild_permissions", None)
+            member = member_of(
+                user,
+                origin.guild_id,
+                self.bot.get_channel(origin.channel_id) or discord.Object(origin.channel_id),
+                is_moderator=bool(perms and perms.manage_guild),
+            )
+            job = await self.services.jobs.create(request, origin, extra=extra, member=member)
         except RequestRefused as refused:
             with contextlib.suppress(discord.HTTPException):
                 await channel.send(
