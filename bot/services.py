@@ -20,6 +20,9 @@ from bot.store import Store
 
 USER_AGENT = f"pikabot/{__version__} (+https://github.com/pikabot/pikabot)"
 
+HTTP_HEADROOM = 100
+"""Connections beyond one per followed job: submits, result fetches and downloads."""
+
 
 @dataclass(slots=True)
 class Services:
@@ -40,6 +43,10 @@ class Services:
         session = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),
+            # Each followed job holds one connection for its whole life (fal's status stream,
+            # 1min.ai's blocking call); aiohttp's default pool of 100 made the 101st job wait
+            # for a free connection before it could even open its stream.
+            connector=aiohttp.TCPConnector(limit=settings.max_concurrent_jobs + HTTP_HEADROOM),
         )
         try:
             provider = build_provider(settings, session)
