@@ -1,4 +1,4 @@
-"""Operator commands: ``pikabot run | sync | generate | check``.
+"""Operator commands: ``pikabot run | sync | generate | check | quota``.
 
 Every command reads the same settings; a missing or invalid one ends the command with a
 single line naming it (exit code 2), never a traceback.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bot import __version__
+from bot import __version__, cli_quota
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
 
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE_OR_URL",
         help="first frame (image-to-video): an https:// URL, or a PNG/JPEG/WebP file up to 10 MB",
     )
+    cli_quota.add_parser(commands)
     return parser
 
 
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "generate":
                 settings = _settings(need_discord=False, need_provider=True)
                 return asyncio.run(_generate(settings, args))
+            case "quota":
+                settings = _settings(need_discord=False, need_provider=False)
+                return asyncio.run(cli_quota.run(settings, args))
             case "check":
                 import discord.http  # the CLI is part of the composition root
 

@@ -73,7 +73,7 @@ def overview_embed(overview: Overview) -> discord.Embed:
         f" · next {_ts(b.resets_at)} · rollover {'on' if b.rollover else 'off'}",
         inline=False,
     )
-    cap = f" of ${p.monthly_usd_cap} cap" if p.monthly_usd_cap is not None else " (no cap)"
+    cap = f" of ${p.monthly_usd_cap:.2f} cap" if p.monthly_usd_cap is not None else " (no cap)"
     embed.add_field(
         name="Provider spend this month",
         value=f"${overview.usd_this_month:.2f}{cap} · month ends {_ts(overview.month_ends)}",
