@@ -50,6 +50,11 @@ class Services:
         )
         try:
             provider = build_provider(settings, session)
+            fallback = (
+                build_provider(settings, session, settings.fallback_provider)
+                if settings.fallback_provider is not None
+                else None
+            )
         except BaseException:
             await session.close()
             await store.close()
@@ -67,6 +72,7 @@ class Services:
             provider=provider,
             session=session,
             credits_per_usd=settings.credits_per_usd,
+            fallback=fallback,
             limits=JobLimits(
                 deadline=settings.job_deadline,
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,
