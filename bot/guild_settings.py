@@ -17,6 +17,7 @@ import aiosqlite
 
 from bot.config import Period
 from bot.policy import GuildPolicy, RoleRule
+from bot.reruns import RerunsBy
 from bot.store import Transaction, utcnow
 
 OPERATOR_ID = 0
@@ -35,6 +36,7 @@ _COLUMNS: dict[str, Callable[[object], object]] = {
     "max_running": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
     "required_role_id": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
     "nsfw_only": lambda v: int(bool(v)),
+    "reruns_by": lambda v: RerunsBy(str(v)).value,
     "monthly_usd_cap_micros": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
 }
 """The guild columns :meth:`GuildSettings.change_in` may write, with their SQL conversion."""
@@ -131,6 +133,7 @@ class GuildSettings:
             max_running=row["max_running"],
             required_role_id=row["required_role_id"],
             nsfw_only=bool(row["nsfw_only"]),
+            reruns_by=RerunsBy(row["reruns_by"]),
             monthly_usd_cap=min(caps) if caps else None,
             channels=frozenset(int(r["channel_id"]) for r in channels),
             blocklist=tuple(str(r["pattern"]) for r in blocklist),

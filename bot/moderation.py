@@ -33,6 +33,7 @@ from bot.policy import (
     validate_pattern,
 )
 from bot.quotas import Balance, LedgerEntry, MemberSpend, Quotas
+from bot.reruns import RerunsBy
 from bot.store import Store
 
 T = TypeVar("T")
@@ -290,6 +291,10 @@ class Moderation:
     async def required_role(self, guild_id: int, actor_id: int, role_id: int | None) -> GuildPolicy:
         """The role a member needs for /pika (None: anyone)."""
         return await self._change(guild_id, actor_id, {"required_role_id": role_id})
+
+    async def reruns_by(self, guild_id: int, actor_id: int, who: RerunsBy) -> GuildPolicy:
+        """Who may rerun finished videos: anyone, or each video's requester (and moderators)."""
+        return await self._change(guild_id, actor_id, {"reruns_by": who})
 
     async def nsfw_only(self, guild_id: int, actor_id: int, enabled: bool) -> GuildPolicy:
         """Allow /pika only in age-restricted channels, or everywhere."""

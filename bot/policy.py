@@ -28,6 +28,7 @@ from functools import lru_cache
 from bot.config import Period
 from bot.periods import zone
 from bot.refusals import RequestRefused
+from bot.reruns import RerunsBy
 
 REGEX_PREFIX = "re:"
 """A blocklist entry starting with this is a regular expression; others are words."""
@@ -58,6 +59,7 @@ class GuildPolicy:
     max_running: int | None = None
     required_role_id: int | None = None
     nsfw_only: bool = False
+    reruns_by: RerunsBy = RerunsBy.ANYONE
     monthly_usd_cap: Decimal | None = None
     channels: frozenset[int] = frozenset()
     blocklist: tuple[str, ...] = ()
@@ -79,6 +81,8 @@ class MemberContext:
     role_ids: frozenset[int] = frozenset()
     channel_nsfw: bool = False
     is_moderator: bool = False
+    rerun_of_user: int | None = None
+    """For a rerun: the member who asked for the original video."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,16 @@ class RoleRequired(RequestRefused):
 
     def __init__(self, role_id: int) -> None:
         super().__init__(f"You need the <@&{role_id}> role to make videos on this server.")
+
+
+class RerunNotAllowed(RequestRefused):
+    """The guild lets only a video's requester (and moderators) rerun it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "On this server only the member who made a video, or a moderator, can rerun it."
+            " Make your own with /pika!"
+        )
 
 
 class PromptBlocked(RequestRefused):
@@ -228,6 +242,13 @@ def check_member(
         raise RoleRequired(policy.required_role_id)
     if blocked(policy.blocklist, texts):
         raise PromptBlocked()
+    if (
+        member.rerun_of_user is not None
+        and policy.reruns_by is RerunsBy.REQUESTER
+        and member.user_id != member.rerun_of_user
+        and not member.is_moderator
+    ):
+        raise RerunNotAllowed()
     limits = member_limits(policy, member)
     if limits.max_running is not None and usage.running >= limits.max_running:
         raise TooManyRunning(limits.max_running)

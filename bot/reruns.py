@@ -2,8 +2,8 @@
 
 Who may rerun: any member of the guild, by default, on any finished video — a rerun is a new
 job on the rerunning member's own account (their guild's credits, their caps, their queue
-place). Moderators can restrict that per guild (see ``/quota``); deleting a result is for
-its requester and for moderators only.
+place). Moderators can restrict reruns to each video's requester (``/quota reruns``);
+moderators themselves always may. Deleting a result is for its requester and moderators.
 """
 
 from __future__ import annotations
@@ -11,6 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.models import GenerationRequest, Resolution, random_seed
+
+
+class RerunsBy(StrEnum):
+    """Who may rerun a finished video in a guild (moderators always may)."""
+
+    ANYONE = "anyone"
+    REQUESTER = "requester"
 
 
 class Variant(StrEnum):

@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.models import Job, JobState
 from bot.reruns import Variant, rerun_request
-from cogs.launcher import JobLauncher, rerun_extra
+from cogs.launcher import JobLauncher
 from cogs.views import DYNAMIC_ITEMS
 
 if TYPE_CHECKING:
@@ -53,9 +53,8 @@ async def rerun_from_button(
     job = await _job_or_tell(interaction, job_id)
     if job is None:
         return
-    bot = _bot(interaction)
-    await JobLauncher(bot).from_interaction(
-        interaction, rerun_request(job.request, variant), extra=rerun_extra(job, bot)
+    await JobLauncher(_bot(interaction)).from_interaction(
+        interaction, rerun_request(job.request, variant), rerun_of=job
     )
 
 

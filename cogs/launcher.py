@@ -83,10 +83,15 @@ def origin_of(interaction: discord.Interaction) -> Origin:
 
 
 def member_of(
-    user: discord.abc.User, guild_id: int, channel: object, *, is_moderator: bool
+    user: discord.abc.User,
+    guild_id: int,
+    channel: object,
+    *,
+    is_moderator: bool,
+    rerun_of: Job | None = None,
 ) -> MemberContext:
     """What the guild's rules need to know about a member: roles, the channel's NSFW flag,
-    and whether they may moderate (Manage Server)."""
+    whether they may moderate (Manage Server), and whose video a rerun repeats."""
     roles = getattr(user, "roles", ())
     is_nsfw = getattr(channel, "is_nsfw", None)
     return MemberContext(
@@ -96,6 +101,7 @@ def member_of(
         role_ids=frozenset(role.id for role in roles),
         channel_nsfw=bool(is_nsfw()) if callable(is_nsfw) else False,
         is_moderator=is_moderator,
+        rerun_of_user=rerun_of.origin.user_id if rerun_of else None,
     )
 
 
@@ -115,9 +121,12 @@ class JobLauncher:
         interaction: discord.Interaction,
         request: GenerationRequest,
         *,
-        extra: dict[str, str] | None = None,
+        rerun_of: Job | None = None,
     ) -> Job | None:
-        """Reserve and start a job for the member behind ``interaction``; None if refused."""
+        """Reserve and start a job for the member behind ``interaction``; None if refused.
+
+        ``rerun_of`` is the finished job a rerun button repeats.
+        """
         missing = missing_permissions(interaction.app_permissions)
         if missing:
             await interaction.response.send_message(
@@ -127,7 +136,8 @@ class JobLauncher:
                 ephemeral=True,
             )
             return None
-        extra = {**(extra or {}), "upload_limit": str(interaction.filesize_limit)}
+        extra = rerun_extra(rerun_of, self.bot) if rerun_of else {}
+        extra["upload_limit"] = str(interaction.filesize_limit)
         try:
             origin = origin_of(interaction)
             member = member_of(
@@ -135,6 +145,7 @@ class JobLauncher:
                 origin.guild_id,
                 interaction.channel or discord.Object(origin.channel_id),
                 is_moderator=interaction.permissions.manage_guild,
+                rerun_of=rerun_of,
             )
             job = await self.services.jobs.create(request, origin, extra=extra, member=member)
         except RequestRefused as refused:
@@ -168,6 +179,7 @@ class JobLauncher:
                 origin.guild_id,
                 self.bot.get_channel(origin.channel_id) or discord.Object(origin.channel_id),
                 is_moderator=bool(perms and perms.manage_guild),
+                rerun_of=original,
             )
             job = await self.services.jobs.create(request, origin, extra=extra, member=member)
         except RequestRefused as refused:

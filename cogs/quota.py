@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.reruns import RerunsBy
 from cogs.quota_embeds import audit_embed, ledger_embed, overview_embed, rules_lines, usage_embed
 
 if TYPE_CHECKING:
@@ -237,6 +238,22 @@ class QuotaCog(commands.GroupCog, group_name="quota", group_description="Video c
     async def nsfw_only(self, interaction: discord.Interaction, enabled: bool) -> None:
         """Turn the NSFW-only rule on or off."""
         await self.moderation.nsfw_only(self._guild(interaction), interaction.user.id, enabled)
+        await self._rules(interaction, "Saved.")
+
+    @app_commands.command(name="reruns", description="Who may rerun a finished video")
+    @app_commands.describe(who="Anyone in the server (default), or only each video's requester")
+    @app_commands.choices(
+        who=[
+            app_commands.Choice(name="anyone", value="anyone"),
+            app_commands.Choice(name="only the requester (and moderators)", value="requester"),
+        ]
+    )
+    @moderators_only
+    async def reruns(self, interaction: discord.Interaction, who: app_commands.Choice[str]) -> None:
+        """Set who may rerun finished videos with 🔁 or the buttons."""
+        await self.moderation.reruns_by(
+            self._guild(interaction), interaction.user.id, RerunsBy(who.value)
+        )
         await self._rules(interaction, "Saved.")
 
     @app_commands.command(name="blocklist", description="Words or re: patterns refused in prompts")

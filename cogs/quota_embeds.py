@@ -10,6 +10,7 @@ from bot.guild_settings import OPERATOR_ID, AuditEntry
 from bot.moderation import Overview, Page, UsageReport
 from bot.policy import GuildPolicy
 from bot.quotas import LedgerEntry
+from bot.reruns import RerunsBy
 
 COLOUR = discord.Colour.gold()
 
@@ -53,6 +54,11 @@ def rules_lines(policy: GuildPolicy) -> list[str]:
         lines.append("Channels: all")
     if policy.nsfw_only:
         lines.append("Only in age-restricted channels")
+    lines.append(
+        "Reruns: anyone"
+        if policy.reruns_by is RerunsBy.ANYONE
+        else "Reruns: only each video's requester (and moderators)"
+    )
     lines.append(f"Blocklist: {len(policy.blocklist)} entries")
     return lines
 

@@ -197,3 +197,28 @@ async def test_e2e_expired_interaction_token_does_not_matter(stack: Stack):
         after=cursor,
         kinds=("message_update",),
     )
+
+
+async def test_e2e_moderator_restricts_reruns_to_requester(stack: Stack):
+    """After /quota reruns requester, another member's 🔁 is refused and nothing is reserved."""
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="mine only")
+    result = await stack.delivered(cursor)
+    await settled(stack, 1)
+    setting = await stack.discord.slash(
+        "quota reruns", {"who": "requester"}, channel_id=CHANNEL_ID, user_id=ADMIN_ID
+    )
+    answer = await setting.response(timeout=5)
+    assert "only each video's requester" in answer.data["content"]
+    stranger = await stack.discord.add_member("erin")
+    cursor = stack.discord.cursor()
+    await stack.discord.react(CHANNEL_ID, result.id, "🔁", stranger)
+    notice = await stack.discord.wait_for_message(
+        lambda m: f"<@{stranger}>" in m.content, channel_id=CHANNEL_ID, timeout=10, after=cursor
+    )
+    assert "only the member who made a video" in notice.content
+    assert stack.fal.count("submit") == 1
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
+    job_id = stack.job_column("id")[0]
+    click = await stack.discord.click(result.id, f"pikabot:rerun:{job_id}:new", user_id=USER_ID)
+    assert "credits reserved" in (await click.response(timeout=5)).data["content"]
