@@ -391,7 +391,12 @@ class JobService:
             await self._fail(job, observer, RESTARTED_MID_SUBMIT)
             return
         if job.state in (JobState.PENDING, JobState.QUEUED, JobState.GENERATING):
-            remaining = (job.created_at + self.limits.deadline - utcnow()).total_seconds()
+            # The deadline counts from when the job leaves the bot's own line (its submit), so
+            # a wait for a free slot is not held against the provider's generation time.
+            since = utcnow() if job.state is JobState.PENDING else job.started_at
+            remaining = (
+                (since or job.created_at) + self.limits.deadline - utcnow()
+            ).total_seconds()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)):
                     if job.state is JobState.PENDING:
