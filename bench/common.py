@@ -170,13 +170,21 @@ class RssSampler:
                 return
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def start(self) -> None:
+        """Begin sampling."""
         self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling (waits for the thread, bounded)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RssSampler:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self.stop()
 
     def peak(self, since: float = 0.0) -> int:
         """The largest RSS sampled at or after ``since`` (monotonic)."""

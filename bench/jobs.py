@@ -17,6 +17,7 @@ import json
 import os
 import random
 import sys
+import time
 
 from bench.common import (
     FAL_KEY,
@@ -79,6 +80,7 @@ async def run(cfg: Config) -> Rows:
         in_flight: list[int] = []
         ready = QUICK_READY if cfg.quick else READY
         jitter = asyncio.create_task(_jitter(fal, rng, ready, in_flight))
+        spawned = time.monotonic()
         with (cfg.workdir / "jobs-worker.log").open("wb") as log:
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -113,7 +115,7 @@ async def run(cfg: Config) -> Rows:
             if job.completed_at is not None and job.ready_at is not None
         ]
 
-    peak = max(figures["peak_rss"], rss.peak())
+    peak = max(figures["peak_rss"], rss.peak(since=spawned))
     delivered = figures["delivered"]
     all_delivered = delivered == jobs and figures["states"].get("delivered") == jobs
     rows.add(

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 
 import psutil
 
-from bench.common import LoopLag, percentile
+from bench.common import LoopLag, RssSampler, percentile
 from bot.config import load_settings
 from bot.delivery import DownloadedVideo
 from bot.logs import configure_logging
@@ -74,6 +73,9 @@ async def main(jobs: int, limit_seconds: float) -> dict[str, object]:
     lag = LoopLag(0.01)
     baseline_rss = me.memory_info().rss
     cpu_before = me.cpu_times()
+    # Sampled, not ru_maxrss: on Linux that keeps the parent's peak across fork and exec.
+    rss = RssSampler(me.pid, interval=0.01)
+    rss.start()
     lag.start()
     started = time.monotonic()
     try:
@@ -92,6 +94,7 @@ async def main(jobs: int, limit_seconds: float) -> dict[str, object]:
             await front.all_done.wait()
         finished = time.monotonic()
     finally:
+        rss.stop()
         await lag.stop()
         cpu_after = me.cpu_times()
         states = await services.store.fetch_all(
@@ -111,7 +114,7 @@ async def main(jobs: int, limit_seconds: float) -> dict[str, object]:
         "wall_seconds": finished - started,
         "cpu_seconds": cpu,
         "baseline_rss": baseline_rss,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": rss.peak(),
         "lag_p50": percentile(lag.lags, 50),
         "lag_p99": percentile(lag.lags, 99),
         "lag_max": max(lag.lags, default=0.0),
