@@ -222,3 +222,17 @@ async def test_e2e_moderator_restricts_reruns_to_requester(stack: Stack):
     job_id = stack.job_column("id")[0]
     click = await stack.discord.click(result.id, f"pikabot:rerun:{job_id}:new", user_id=USER_ID)
     assert "credits reserved" in (await click.response(timeout=5)).data["content"]
+
+
+async def test_e2e_missing_channel_permission_is_explained_before_reserving(stack: Stack):
+    """Without Attach Files in the channel, /pika says which permission is missing; no charge."""
+    from tests.fakes.discord.server import BOT_ROLE_ID, GUILD_ID
+    from tests.fakes.discord.state import ATTACH_FILES
+
+    guild = stack.discord.guild()
+    for role_id in (GUILD_ID, BOT_ROLE_ID):
+        guild.roles[role_id].permissions &= ~ATTACH_FILES
+    _, answer = await stack.pika(prompt="nowhere to post")
+    assert answer.ephemeral
+    assert "attach files" in answer.data["content"]
+    assert stack.ledger() == [] and stack.fal.count("submit") == 0
