@@ -362,9 +362,12 @@ class JobService:
             async with self.scheduler.slot(job.id, job.origin.guild_id, _in_line(job, status)):
                 await self._run(job, observer, status, bound)
         except ProviderError as exc:
+            # Pending progress must not overwrite the failure notice: stop it first.
+            await status.close()
             bound.warning("job.failed", error=type(exc).__name__, detail=str(exc))
             await self._fail(job, observer, exc.user_message)
         except asyncio.CancelledError:
+            await status.close()
             reason = self._cancel_requests.pop(job.id, None)
             if reason is None:
                 bound.info("job.suspended", state=job.state.value)
@@ -375,6 +378,7 @@ class JobService:
             with contextlib.suppress(Exception):
                 await observer.failed(job, reason)
         except Exception:
+            await status.close()
             bound.exception("job.crashed")
             await self._fail(job, observer, GENERIC_FAILURE)
         finally:

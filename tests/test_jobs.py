@@ -493,3 +493,26 @@ async def test_job_whose_provider_is_gone_is_refunded(world: World):
     assert done.state is JobState.FAILED
     assert "no longer used" in front.failures[0]
     assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_failure_notice_is_the_last_thing_shown(world: World):
+    """A progress update still waiting in the throttle never lands after the failure notice."""
+
+    @dataclass
+    class OrderedFrontEnd(RecordingFrontEnd):
+        shown: list[str] = field(default_factory=list)
+
+        async def progress(self, job: Job, progress: Progress) -> None:
+            self.shown.append(progress.state.value)
+
+        async def failed(self, job: Job, reason: str) -> None:
+            self.shown.append("failed")
+            await asyncio.sleep(0.5)  # a slow Discord edit, during which the throttle wakes
+
+    world.fal.stream_enabled = False
+    world.fal.fail_result(500, "boom", error_type="generation_error")
+    world.service.limits = JobLimits(status_interval=0.3)
+    job = await world.service.create(request(), ORIGIN)
+    front = OrderedFrontEnd()
+    await run(world, job, front)
+    assert front.shown[-1] == "failed"
