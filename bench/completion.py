@@ -173,7 +173,7 @@ async def _run_case(case: Case, jobs: int, spread: tuple[float, float], rng: ran
 async def run(cfg: Config) -> Rows:
     """Follow jobs on every provider (concurrently, one task per job) and report the delays."""
     rows = Rows()
-    jobs = 6 if cfg.quick else 40
+    jobs = 6 if cfg.quick else 100
     spread = (0.5, 3.0) if cfg.quick else (1.0, 7.0)
     rng = random.Random(6)
     async with aiohttp.ClientSession() as session, _cases(session) as cases:
