@@ -104,6 +104,11 @@ class GuildSettings:
             assert row is not None
         return row
 
+    async def basics_in(self, db: Transaction, guild_id: int) -> GuildPolicy:
+        """The guild's allowance, period and money settings only, in one read (for balances);
+        its role, channel and blocklist rules are left empty."""
+        return self._policy(guild_id, await self._row(db, guild_id), [], [], [])
+
     async def load_in(self, db: Transaction, guild_id: int) -> GuildPolicy:
         """The guild's policy (creating its row with the defaults if it has none)."""
         row = await self._row(db, guild_id)
@@ -117,6 +122,16 @@ class GuildSettings:
         blocklist = await db.fetch_all(
             "SELECT pattern FROM guild_blocklist WHERE guild_id = ? ORDER BY pattern", (guild_id,)
         )
+        return self._policy(guild_id, row, roles, channels, blocklist)
+
+    def _policy(
+        self,
+        guild_id: int,
+        row: aiosqlite.Row,
+        roles: list[aiosqlite.Row],
+        channels: list[aiosqlite.Row],
+        blocklist: list[aiosqlite.Row],
+    ) -> GuildPolicy:
         own_cap = row["monthly_usd_cap_micros"]
         caps = [c for c in (self.defaults.monthly_usd_cap,) if c is not None]
         if own_cap is not None:

@@ -31,7 +31,7 @@ import structlog
 
 from bot.config import Period
 from bot.guild_settings import GuildDefaults, GuildSettings, micros_to_usd
-from bot.periods import next_reset, period_key, previous_key
+from bot.periods import next_reset, period_key, previous_key, zone
 from bot.policy import GuildPolicy
 from bot.pricing import Quote
 from bot.store import Store, Transaction, utcnow
@@ -108,6 +108,30 @@ class InsufficientCredits(Exception):
         self.balance = balance
 
 
+@dataclass(frozen=True, slots=True)
+class _PeriodSettings:
+    """What the reservation fast path needs to know of a guild, as last read."""
+
+    period: Period
+    time_zone: str
+    reset_hour: int
+
+
+_FAST_RESERVE = """
+INSERT INTO reservations (guild_id, user_id, period_key, amount, usd_micros, state, created_at)
+SELECT :guild, :user, :key, :amount, :usd, 'held', :now
+FROM guilds AS g
+WHERE g.guild_id = :guild
+  AND g.period = :period AND g.reset_hour = :hour AND g.rollover = 0
+  AND COALESCE(g.time_zone, :default_tz) = :tz
+  AND g.allowance + COALESCE(
+        (SELECT net FROM period_totals AS t WHERE t.guild_id = :guild AND t.period_key = :key),
+        0) >= :amount
+RETURNING id
+"""
+"""Reserve only if the guild's period settings are unchanged and the balance covers it."""
+
+
 class Quotas:
     """Reserve, charge, refund and grant credits in the ledger."""
 
@@ -123,6 +147,7 @@ class Quotas:
     ) -> None:
         self._store = store
         self._clock = clock
+        self._periods: dict[int, _PeriodSettings] = {}
         self.guilds = GuildSettings(
             GuildDefaults(default_allowance, default_period, default_time_zone, guild_usd_cap),
             clock,
@@ -143,7 +168,44 @@ class Quotas:
         return await self._balance(db, guild_id, self._clock())
 
     async def reserve(self, guild_id: int, user_id: int, quote: Quote) -> Reservation:
-        """Hold ``quote.credits``; raise :class:`InsufficientCredits` when the balance is short."""
+        """Hold ``quote.credits``; raise :class:`InsufficientCredits` when the balance is short.
+
+        Fast path: one guarded ``INSERT … SELECT`` that reserves only if the guild's period
+        settings are still those last seen here and its balance covers the cost. A single
+        statement is its own atomic write transaction in SQLite, and the triggers of migration
+        0004 write the ledger row and the running totals inside it, so concurrent reservations
+        (from this process or the operator CLI) can never overspend. When the guard does not
+        match (unknown guild, changed settings, rollover due, or not enough credits) the full
+        transaction below decides and explains.
+        """
+        now = self._clock()
+        period = self._periods.get(guild_id)
+        if period is not None and guild_id != TERMINAL_GUILD:
+            key = period_key(period.period, now, zone(period.time_zone), period.reset_hour)
+            reservation_id = await self._store.insert_one(
+                _FAST_RESERVE,
+                {
+                    "guild": guild_id,
+                    "user": user_id,
+                    "key": key,
+                    "amount": quote.credits,
+                    "usd": int(quote.usd * Decimal(1_000_000)),
+                    "now": now.isoformat(),
+                    "period": period.period.value,
+                    "hour": period.reset_hour,
+                    "tz": period.time_zone,
+                    "default_tz": self.guilds.defaults.time_zone,
+                },
+            )
+            if reservation_id is not None:
+                log.info(
+                    "credits.reserved",
+                    guild_id=guild_id,
+                    user_id=user_id,
+                    reservation_id=reservation_id,
+                    amount=quote.credits,
+                )
+                return Reservation(reservation_id, guild_id, user_id, quote.credits, key)
         async with self._store.transaction() as db:
             return await self.reserve_in(db, guild_id, user_id, quote)
 
@@ -155,6 +217,7 @@ class Quotas:
         balance = await self._balance(db, guild_id, now)
         if guild_id != TERMINAL_GUILD and balance.remaining < quote.credits:
             raise InsufficientCredits(quote.credits, balance)
+        # The reservation's 'reserve' ledger row is written by its trigger (migration 0004).
         reservation_id = await db.execute(
             "INSERT INTO reservations (guild_id, user_id, period_key, amount, usd_micros,"
             " state, created_at) VALUES (?, ?, ?, ?, ?, 'held', ?)",
@@ -164,19 +227,6 @@ class Quotas:
                 balance.period_key,
                 quote.credits,
                 int(quote.usd * Decimal(1_000_000)),
-                now.isoformat(),
-            ),
-        )
-        await db.execute(
-            "INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, actor_id,"
-            " reservation_id, created_at) VALUES (?, ?, 'reserve', ?, ?, ?, ?, ?)",
-            (
-                guild_id,
-                balance.period_key,
-                -quote.credits,
-                user_id,
-                user_id,
-                reservation_id,
                 now.isoformat(),
             ),
         )
@@ -382,8 +432,7 @@ class Quotas:
 
     async def _net(self, db: Transaction, guild_id: int, key: str) -> int:
         row = await db.fetch_one(
-            "SELECT COALESCE(SUM(amount), 0) AS net FROM ledger"
-            " WHERE guild_id = ? AND period_key = ?",
+            "SELECT net FROM period_totals WHERE guild_id = ? AND period_key = ?",
             (guild_id, key),
         )
         return int(row["net"]) if row else 0
@@ -409,28 +458,23 @@ class Quotas:
         log.info("credits.rolled_over", guild_id=policy.guild_id, amount=carried, period=key)
 
     async def _balance(self, db: Transaction, guild_id: int, now: datetime) -> Balance:
-        policy = await self.guilds.load_in(db, guild_id)
+        policy = await self.guilds.basics_in(db, guild_id)
         tz = policy.tz
         key = period_key(policy.period, now, tz, policy.reset_hour)
         if policy.rollover and guild_id != TERMINAL_GUILD:
             await self._roll_over(db, policy, key, now)
+            self._periods.pop(guild_id, None)  # the fast path cannot write rollover rows
+        else:
+            self._periods[guild_id] = _PeriodSettings(
+                policy.period, policy.time_zone, policy.reset_hour
+            )
+        # One row kept by triggers (migration 0004) instead of sums over the period's rows.
         row = await db.fetch_one(
-            "SELECT"
-            " COALESCE(SUM(amount), 0) AS net,"
-            " COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0) AS granted,"
-            " COALESCE(SUM(CASE WHEN kind = 'rollover' THEN amount END), 0) AS carried,"
-            " COALESCE(SUM(CASE WHEN kind IN ('reset', 'adjust') THEN amount END), 0)"
-            " AS adjusted"
-            " FROM ledger WHERE guild_id = ? AND period_key = ?",
+            "SELECT net, granted, carried, adjusted, reserved, spent FROM period_totals"
+            " WHERE guild_id = ? AND period_key = ?",
             (guild_id, key),
         )
-        held = await db.fetch_one(
-            "SELECT"
-            " COALESCE(SUM(CASE WHEN state = 'held' THEN amount END), 0) AS reserved,"
-            " COALESCE(SUM(CASE WHEN state = 'charged' THEN amount END), 0) AS spent"
-            " FROM reservations WHERE guild_id = ? AND period_key = ?",
-            (guild_id, key),
-        )
+        held = row
         net = int(row["net"]) if row else 0
         return Balance(
             guild_id=guild_id,

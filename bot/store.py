@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import importlib.resources
 import re
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class Store:
     def __init__(self, connection: aiosqlite.Connection, path: Path | None) -> None:
         self.connection = connection
         self.path = path
-        self._lock = asyncio.Lock()
+        self._access = SharedExclusive()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -82,7 +83,7 @@ class Store:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """An exclusive write transaction: committed on success, rolled back on error."""
-        async with self._lock:
+        async with self._access.exclusive():
             await self.connection.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(self.connection)
@@ -94,14 +95,22 @@ class Store:
 
     async def fetch_all(self, sql: str, params: tuple[object, ...] = ()) -> list[aiosqlite.Row]:
         """Run a read-only query outside any transaction."""
-        async with self._lock:
+        async with self._access.shared():
             return list(await self.connection.execute_fetchall(sql, params))
 
     async def fetch_one(self, sql: str, params: tuple[object, ...] = ()) -> aiosqlite.Row | None:
         """The first row of a read-only query (meant for single-row queries), or None."""
-        async with self._lock:
+        async with self._access.shared():
             rows = await self.connection.execute_fetchall(sql, params)
         return next(iter(rows), None)
+
+    async def insert_one(self, sql: str, params: Mapping[str, object]) -> int | None:
+        """Run one ``INSERT … RETURNING id`` as its own atomic transaction, in one trip to the
+        database thread; the new row's id, or None if it wrote no row (an ``INSERT … SELECT``
+        whose guard did not match)."""
+        async with self._access.shared():
+            rows = list(await self.connection.execute_fetchall(sql, params))
+        return int(rows[0][0]) if rows else None
 
     async def close(self) -> None:
         """Checkpoint the WAL and close the connection."""
@@ -114,6 +123,55 @@ class Store:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class SharedExclusive:
+    """Single statements share the connection; a transaction has it to itself.
+
+    aiosqlite runs one connection's calls one after another on its thread. Statements that
+    are each their own transaction (reads, a guarded ``INSERT``) may be queued there together,
+    so their thread trips overlap instead of waiting in line; an explicit transaction must not
+    have anyone else's statement land between its ``BEGIN`` and ``COMMIT``, so it waits for the
+    queue to drain and keeps the connection until it ends. A waiting transaction goes first,
+    so a stream of single statements cannot starve it.
+    """
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._sharing = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Hold the connection together with other single statements."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._sharing -= 1
+                if not self._sharing:
+                    self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the connection alone."""
+        async with self._changed:
+            self._waiting += 1
+            try:
+                await self._changed.wait_for(lambda: not self._exclusive and not self._sharing)
+            finally:
+                self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
 
 
 class Transaction:
@@ -150,6 +208,15 @@ class Transaction:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements; comments removed, no semicolons inside strings."""
+    """Split a migration into complete statements (trigger bodies stay whole); comments go."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements, pending = [], ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete SQL at the end of a migration: {pending.strip()[:80]}")
+    return statements

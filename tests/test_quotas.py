@@ -227,5 +227,37 @@ def test_quotas_ledger_matches_a_simple_model(tmp_path_factory: pytest.TempPathF
                 assert balance.remaining == remaining >= 0
                 assert balance.reserved == sum(held.values())
                 assert balance.spent == spent
+            assert await totals_match_rows(store)
 
     asyncio.run(scenario())
+
+
+async def totals_match_rows(store: Store) -> bool:
+    """The trigger-kept running totals equal the sums re-derived from the ledger's rows."""
+    kept = await store.fetch_all(
+        "SELECT guild_id, period_key, net, granted, reserved, spent FROM period_totals"
+        " ORDER BY guild_id, period_key"
+    )
+    derived = await store.fetch_all(
+        "SELECT l.guild_id, l.period_key, SUM(l.amount) AS net,"
+        " COALESCE(SUM(CASE WHEN l.kind = 'grant' THEN l.amount END), 0) AS granted,"
+        " (SELECT COALESCE(SUM(amount), 0) FROM reservations r WHERE r.guild_id = l.guild_id"
+        "  AND r.period_key = l.period_key AND r.state = 'held') AS reserved,"
+        " (SELECT COALESCE(SUM(amount), 0) FROM reservations r WHERE r.guild_id = l.guild_id"
+        "  AND r.period_key = l.period_key AND r.state = 'charged') AS spent"
+        " FROM ledger l GROUP BY l.guild_id, l.period_key ORDER BY l.guild_id, l.period_key"
+    )
+    return [tuple(r) for r in kept] == [tuple(r) for r in derived]
+
+
+async def test_quotas_reserve_fast_path_sees_moderator_changes(store: Store):
+    """After a period change made elsewhere, the next reservation follows the new period."""
+    quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
+    await quotas.reserve(GUILD, 1, q(10))  # learns the guild's period settings
+    await quotas.reserve(GUILD, 1, q(10))  # the fast path
+    async with store.transaction() as db:
+        await db.execute("UPDATE guilds SET period = 'monthly' WHERE guild_id = ?", (GUILD,))
+    reservation = await quotas.reserve(GUILD, 1, q(10))
+    assert "W" not in reservation.period_key and len(reservation.period_key) == 7  # 2026-11
+    assert (await quotas.balance(GUILD)).remaining == 90
+    assert await totals_match_rows(store)
