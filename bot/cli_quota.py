@@ -17,7 +17,7 @@ from typing import Any
 from bot.config import Settings
 from bot.guild_settings import OPERATOR_ID
 from bot.moderation import Moderation, ModerationError, Overview
-from bot.quotas import Quotas
+from bot.services import build_quotas
 from bot.store import Store
 
 EXIT_OK = 0
@@ -61,13 +61,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     store = await Store.open(settings.database)
     try:
-        quotas = Quotas(
-            store,
-            default_allowance=settings.default_allowance,
-            default_period=settings.allowance_period,
-            default_time_zone=settings.timezone,
-            guild_usd_cap=settings.guild_monthly_usd_cap,
-        )
+        quotas = build_quotas(store, settings)
         moderation = Moderation(store, quotas)
         try:
             lines = await _action(moderation, args)

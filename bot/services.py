@@ -24,6 +24,17 @@ HTTP_HEADROOM = 100
 """Connections beyond one per followed job: submits, result fetches and downloads."""
 
 
+def build_quotas(store: Store, settings: Settings) -> Quotas:
+    """The credit ledger with the operator's defaults (also for the headless ``quota`` CLI)."""
+    return Quotas(
+        store,
+        default_allowance=settings.default_allowance,
+        default_period=settings.allowance_period,
+        default_time_zone=settings.timezone,
+        guild_usd_cap=settings.guild_monthly_usd_cap,
+    )
+
+
 @dataclass(slots=True)
 class Services:
     """Everything the front ends need; close it once with :meth:`close`."""
@@ -59,13 +70,7 @@ class Services:
             await session.close()
             await store.close()
             raise
-        quotas = Quotas(
-            store,
-            default_allowance=settings.default_allowance,
-            default_period=settings.allowance_period,
-            default_time_zone=settings.timezone,
-            guild_usd_cap=settings.guild_monthly_usd_cap,
-        )
+        quotas = build_quotas(store, settings)
         jobs = JobService(
             store=store,
             quotas=quotas,
