@@ -7,6 +7,7 @@ this module only opens the database, migrates it and hands out transactions.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib.resources
 import re
@@ -132,46 +133,84 @@ class SharedExclusive:
     are each their own transaction (reads, a guarded ``INSERT``) may be queued there together,
     so their thread trips overlap instead of waiting in line; an explicit transaction must not
     have anyone else's statement land between its ``BEGIN`` and ``COMMIT``, so it waits for the
-    queue to drain and keeps the connection until it ends. A waiting transaction goes first,
-    so a stream of single statements cannot starve it.
+    statements in flight and keeps the connection until it ends.
+
+    Waiters are served first come, first served (a statement arriving behind a waiting
+    transaction waits too, so neither kind starves the other), and each release wakes exactly
+    the waiters it lets in: with a thousand jobs writing, a broadcast wake-up of every waiter
+    would cost more than the statements themselves.
     """
 
     def __init__(self) -> None:
-        self._changed = asyncio.Condition()
         self._sharing = 0
         self._exclusive = False
-        self._waiting = 0
+        self._waiters: collections.deque[tuple[bool, asyncio.Future[None]]] = collections.deque()
+
+    def _free_for(self, exclusive: bool) -> bool:
+        return not self._exclusive and (not exclusive or self._sharing == 0)
+
+    def _take(self, exclusive: bool) -> None:
+        if exclusive:
+            self._exclusive = True
+        else:
+            self._sharing += 1
+
+    def _release(self, exclusive: bool) -> None:
+        if exclusive:
+            self._exclusive = False
+        else:
+            self._sharing -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            exclusive, waiter = self._waiters[0]
+            if waiter.done():  # cancelled while waiting
+                self._waiters.popleft()
+                continue
+            if not self._free_for(exclusive):
+                return
+            self._waiters.popleft()
+            self._take(exclusive)
+            waiter.set_result(None)
+            if exclusive:
+                return
+
+    async def _acquire(self, exclusive: bool) -> None:
+        if not self._waiters and self._free_for(exclusive):
+            self._take(exclusive)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (exclusive, waiter)
+        self._waiters.append(entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(exclusive)  # granted just as we were cancelled: hand it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
+                self._wake()
+            raise
 
     @contextlib.asynccontextmanager
     async def shared(self) -> AsyncIterator[None]:
         """Hold the connection together with other single statements."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
-            self._sharing += 1
+        await self._acquire(False)
         try:
             yield
         finally:
-            async with self._changed:
-                self._sharing -= 1
-                if not self._sharing:
-                    self._changed.notify_all()
+            self._release(False)
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
         """Hold the connection alone."""
-        async with self._changed:
-            self._waiting += 1
-            try:
-                await self._changed.wait_for(lambda: not self._exclusive and not self._sharing)
-            finally:
-                self._waiting -= 1
-            self._exclusive = True
+        await self._acquire(True)
         try:
             yield
         finally:
-            async with self._changed:
-                self._exclusive = False
-                self._changed.notify_all()
+            self._release(True)
 
 
 class Transaction:

@@ -110,3 +110,26 @@ async def test_shared_exclusive_lets_statements_share_and_transactions_wait():
     async with asyncio.timeout(2):
         await asyncio.gather(waiting, late)
     assert order == ["exclusive", "late shared"]
+
+
+async def test_shared_exclusive_cancelled_waiter_does_not_block_the_line():
+    """A transaction cancelled while waiting leaves the line; those behind it go on."""
+    access = SharedExclusive()
+    holder = access.shared()
+    await holder.__aenter__()
+
+    async def transaction() -> None:
+        async with access.exclusive():
+            pass
+
+    cancelled = asyncio.create_task(transaction())
+    await asyncio.sleep(0.01)
+    behind = asyncio.create_task(transaction())
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    await holder.__aexit__(None, None, None)
+    async with asyncio.timeout(2):
+        await behind
+    assert cancelled.cancelled()
+    async with asyncio.timeout(2), access.exclusive():
+        pass  # and the connection is free again
