@@ -236,3 +236,28 @@ async def test_e2e_missing_channel_permission_is_explained_before_reserving(stac
     assert answer.ephemeral
     assert "attach files" in answer.data["content"]
     assert stack.ledger() == [] and stack.fal.count("submit") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(404, 10008), (400, 30046)], ids=["deleted", "too-old-to-edit"]
+)
+async def test_e2e_unusable_status_message_is_replaced(stack: Stack, status: int, code: int):
+    """A status message that is gone or may no longer be edited is replaced by a new one."""
+    stack.fal.queue_positions = (3, 2, 1)
+    stack.fal.stream_interval = 0.2
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="keep me posted")
+    first = await stack.discord.wait_for_message(
+        lambda m: bool(m.embeds) and "job" in str(m.embeds), channel_id=CHANNEL_ID, after=cursor
+    )
+    stack.discord.fail("PATCH /channels/{id}/messages/{id}", status, times=1, code=code)
+    await stack.delivered(cursor)
+    await settled(stack, 1)
+    statuses = [
+        m
+        for m in stack.discord.messages(CHANNEL_ID)
+        if m.embeds and not m.attachments and m.author.id == stack.discord.bot_id
+    ]
+    assert len(statuses) == 2 and statuses[0].id == first.id
+    assert stack.job_column("status_message_id") == [statuses[1].id]
+    assert "Done" in description(statuses[1])
