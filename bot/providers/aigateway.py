@@ -38,7 +38,6 @@ about ``1 + generation_seconds / 3 + 1``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -80,6 +79,7 @@ from bot.providers.http import (
     with_retries,
     without_secret,
 )
+from bot.providers.polling import poll_changes
 
 log = structlog.get_logger(__name__)
 
@@ -379,18 +379,14 @@ class AIGatewayProvider:
         return ProviderStatus(kind=StatusKind.RUNNING)
 
     async def watch(self, handle: ProviderHandle) -> AsyncIterator[ProviderStatus]:
-        """Poll every ``poll_interval`` seconds; yield only changes; end with COMPLETED."""
-        last: ProviderStatus | None = None
-        while True:
-            # A 304 (None) yields nothing: not even a guess, e.g. right after a restart.
-            current = await self._observe(handle.request_id)
-            if current is not None and current != last:
-                yield current
-                last = current
-            if current is not None and current.kind is StatusKind.COMPLETED:
-                return
-            # Sleeping after the answer keeps request *starts* at least an interval apart too.
-            await asyncio.sleep(self.poll_interval)
+        """Poll every ``poll_interval`` seconds; yield only changes; end with COMPLETED.
+
+        A 304 yields nothing: not even a guess, e.g. right after a restart.
+        """
+        async for status in poll_changes(
+            lambda: self._observe(handle.request_id), self.poll_interval
+        ):
+            yield status
 
     async def cancel(self, handle: ProviderHandle) -> bool:
         """AIgateway documents no way to cancel a job."""

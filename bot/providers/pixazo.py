@@ -45,7 +45,6 @@ end: about ``1 + generation_seconds / 2.5 + 1`` (30-90 s typical, so 13-38 reque
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -87,6 +86,7 @@ from bot.providers.http import (
     with_retries,
     without_secret,
 )
+from bot.providers.polling import poll_changes
 
 log = structlog.get_logger(__name__)
 
@@ -318,15 +318,8 @@ class PixazoProvider:
 
     async def watch(self, handle: ProviderHandle) -> AsyncIterator[ProviderStatus]:
         """Poll every ``poll_interval`` seconds; yield only changes; end with COMPLETED."""
-        last: ProviderStatus | None = None
-        while True:
-            current = await self.status(handle)
-            if current != last:
-                yield current
-                last = current
-            if current.kind is StatusKind.COMPLETED:
-                return
-            await asyncio.sleep(self.poll_interval)
+        async for status in poll_changes(lambda: self.status(handle), self.poll_interval):
+            yield status
 
     async def cancel(self, handle: ProviderHandle) -> bool:
         """Pixazo documents no way to cancel a request."""
