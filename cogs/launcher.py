@@ -8,15 +8,16 @@ message that the job's presenter keeps up to date.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 import structlog
 
 from bot.jobs import RequestRefused
-from bot.models import GenerationRequest, Job, Origin, Progress
+from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
+from bot.requests import RequestOptions, build_request
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
 from cogs.views import status_view
@@ -157,6 +158,22 @@ class JobLauncher:
             # Whatever happened to the answer, the job runs: its credits are reserved.
             self.services.jobs.start(job, self.observer(job))
         return job
+
+    async def from_options(
+        self,
+        interaction: discord.Interaction,
+        options: Callable[[], RequestOptions],
+        *,
+        default_model: PikaModel,
+    ) -> Job | None:
+        """Build the request (``options`` may refuse, e.g. a bad image) and start it; a
+        refusal is answered privately before anything is reserved."""
+        try:
+            request = build_request(options(), default_model=default_model)
+        except RequestRefused as refused:
+            await interaction.response.send_message(refused.user_message, ephemeral=True)
+            return None
+        return await self.from_interaction(interaction, request)
 
     async def from_reaction(
         self, original: Job, *, user: discord.abc.User, request: GenerationRequest

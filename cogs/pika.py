@@ -9,9 +9,8 @@ import structlog
 from discord import app_commands
 from discord.ext import commands
 
-from bot.jobs import RequestRefused
 from bot.models import NEGATIVE_PROMPT_MAX_CHARS, PROMPT_MAX_CHARS, SEED_MAX, Mode, PikaModel
-from bot.requests import RequestOptions, build_request
+from bot.requests import RequestOptions
 from cogs.launcher import JobLauncher, image_urls
 
 if TYPE_CHECKING:
@@ -94,8 +93,9 @@ class PikaCog(commands.Cog):
         structlog.contextvars.bind_contextvars(
             guild_id=interaction.guild_id, user_id=interaction.user.id
         )
-        try:
-            options = RequestOptions(
+        await self.launcher.from_options(
+            interaction,
+            lambda: RequestOptions(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 aspect=aspect.value if aspect else None,
@@ -105,12 +105,9 @@ class PikaCog(commands.Cog):
                 model=model.value if model else None,
                 mode=Mode.IMAGE if image else Mode.TEXT,
                 image_urls=image_urls([image]) if image else (),
-            )
-            request = build_request(options, default_model=self.services.settings.default_model)
-        except RequestRefused as refused:
-            await interaction.response.send_message(refused.user_message, ephemeral=True)
-            return
-        await self.launcher.from_interaction(interaction, request)
+            ),
+            default_model=self.services.settings.default_model,
+        )
 
 
 async def setup(bot: PikaBot) -> None:

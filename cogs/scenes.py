@@ -13,9 +13,8 @@ import structlog
 from discord import app_commands
 from discord.ext import commands
 
-from bot.jobs import RequestRefused
 from bot.models import NEGATIVE_PROMPT_MAX_CHARS, PROMPT_MAX_CHARS, SEED_MAX, Mode, PikaModel
-from bot.requests import RequestOptions, build_request
+from bot.requests import RequestOptions
 from cogs.launcher import JobLauncher, image_urls
 from cogs.pika import ASPECTS, DURATIONS, RESOLUTIONS
 
@@ -78,8 +77,9 @@ class ScenesCog(commands.Cog):
     ) -> None:
         """Check the images and options before anything is reserved, then start the job."""
         images = [i for i in (image1, image2, image3, image4, image5, image6) if i is not None]
-        try:
-            options = RequestOptions(
+        await self.launcher.from_options(
+            interaction,
+            lambda: RequestOptions(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 aspect=aspect.value if aspect else None,
@@ -90,12 +90,9 @@ class ScenesCog(commands.Cog):
                 mode=Mode.SCENES,
                 image_urls=image_urls(images),
                 ingredients_mode=ingredients.value if ingredients else "creative",
-            )
-            request = build_request(options, default_model=PikaModel.V2_2)
-        except RequestRefused as refused:
-            await interaction.response.send_message(refused.user_message, ephemeral=True)
-            return
-        await self.launcher.from_interaction(interaction, request)
+            ),
+            default_model=PikaModel.V2_2,
+        )
 
 
 async def setup(bot: PikaBot) -> None:
