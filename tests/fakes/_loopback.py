@@ -45,6 +45,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     json: Any
     time: float
+    request_id: str | None = None  # the provider's job id, where the fake knows it
 
 
 class LoopbackFake:

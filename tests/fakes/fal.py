@@ -44,11 +44,13 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes._loopback import DEFAULT_VIDEO, RecordedRequest, Reply
 
 PIKA_ENDPOINTS: frozenset[str] = frozenset(
     {
@@ -69,35 +71,7 @@ RESOLUTIONS = ("720p", "1080p")
 DURATIONS = (5, 10)
 INGREDIENTS_MODES = ("creative", "precise")
 
-DEFAULT_VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
-"""A tiny stand-in MP4 (an ``ftyp`` box and padding); not playable, only bytes to download."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A canned HTTP reply: ``status``, a JSON ``body`` (None for empty) and ``headers``."""
-
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request the fake received.
-
-    ``kind`` is ``submit``, ``status``, ``stream``, ``result``, ``cancel``, ``file`` or
-    ``other``; ``time`` is ``time.monotonic()`` at arrival; ``json`` is the parsed body or None.
-    """
-
-    kind: str
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    json: Any
-    time: float
-    request_id: str | None = None
+# Reply and DEFAULT_VIDEO are the other fakes' own, so one suite can script any of them.
 
 
 @dataclass(slots=True)
