@@ -31,7 +31,7 @@ import structlog
 
 from bot.config import Period
 from bot.guild_settings import GuildDefaults, GuildSettings, micros_to_usd
-from bot.periods import next_reset, period_key, previous_key, zone
+from bot.periods import next_reset, period_key, previous_key
 from bot.policy import GuildPolicy
 from bot.pricing import Quote
 from bot.store import Store, Transaction, utcnow
@@ -108,30 +108,6 @@ class InsufficientCredits(Exception):
         self.balance = balance
 
 
-@dataclass(frozen=True, slots=True)
-class _PeriodSettings:
-    """What the reservation fast path needs to know of a guild, as last read."""
-
-    period: Period
-    time_zone: str
-    reset_hour: int
-
-
-_FAST_RESERVE = """
-INSERT INTO reservations (guild_id, user_id, period_key, amount, usd_micros, state, created_at)
-SELECT :guild, :user, :key, :amount, :usd, 'held', :now
-FROM guilds AS g
-WHERE g.guild_id = :guild
-  AND g.period = :period AND g.reset_hour = :hour AND g.rollover = 0
-  AND COALESCE(g.time_zone, :default_tz) = :tz
-  AND g.allowance + COALESCE(
-        (SELECT net FROM period_totals AS t WHERE t.guild_id = :guild AND t.period_key = :key),
-        0) >= :amount
-RETURNING id
-"""
-"""Reserve only if the guild's period settings are unchanged and the balance covers it."""
-
-
 class Quotas:
     """Reserve, charge, refund and grant credits in the ledger."""
 
@@ -147,7 +123,6 @@ class Quotas:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._periods: dict[int, _PeriodSettings] = {}
         self.guilds = GuildSettings(
             GuildDefaults(default_allowance, default_period, default_time_zone, guild_usd_cap),
             clock,
@@ -170,42 +145,10 @@ class Quotas:
     async def reserve(self, guild_id: int, user_id: int, quote: Quote) -> Reservation:
         """Hold ``quote.credits``; raise :class:`InsufficientCredits` when the balance is short.
 
-        Fast path: one guarded ``INSERT … SELECT`` that reserves only if the guild's period
-        settings are still those last seen here and its balance covers the cost. A single
-        statement is its own atomic write transaction in SQLite, and the triggers of migration
-        0004 write the ledger row and the running totals inside it, so concurrent reservations
-        (from this process or the operator CLI) can never overspend. When the guard does not
-        match (unknown guild, changed settings, rollover due, or not enough credits) the full
-        transaction below decides and explains.
+        Production reserves with :meth:`reserve_in`, inside the transaction that checks the
+        guild's rules and writes the job row (:meth:`bot.jobs.JobService.create`); this is the
+        same step in a transaction of its own.
         """
-        now = self._clock()
-        period = self._periods.get(guild_id)
-        if period is not None and guild_id != TERMINAL_GUILD:
-            key = period_key(period.period, now, zone(period.time_zone), period.reset_hour)
-            reservation_id = await self._store.insert_one(
-                _FAST_RESERVE,
-                {
-                    "guild": guild_id,
-                    "user": user_id,
-                    "key": key,
-                    "amount": quote.credits,
-                    "usd": int(quote.usd * Decimal(1_000_000)),
-                    "now": now.isoformat(),
-                    "period": period.period.value,
-                    "hour": period.reset_hour,
-                    "tz": period.time_zone,
-                    "default_tz": self.guilds.defaults.time_zone,
-                },
-            )
-            if reservation_id is not None:
-                log.info(
-                    "credits.reserved",
-                    guild_id=guild_id,
-                    user_id=user_id,
-                    reservation_id=reservation_id,
-                    amount=quote.credits,
-                )
-                return Reservation(reservation_id, guild_id, user_id, quote.credits, key)
         async with self._store.transaction() as db:
             return await self.reserve_in(db, guild_id, user_id, quote)
 
@@ -463,11 +406,6 @@ class Quotas:
         key = period_key(policy.period, now, tz, policy.reset_hour)
         if policy.rollover and guild_id != TERMINAL_GUILD:
             await self._roll_over(db, policy, key, now)
-            self._periods.pop(guild_id, None)  # the fast path cannot write rollover rows
-        else:
-            self._periods[guild_id] = _PeriodSettings(
-                policy.period, policy.time_zone, policy.reset_hour
-            )
         # One row kept by triggers (migration 0004) instead of sums over the period's rows.
         row = await db.fetch_one(
             "SELECT net, granted, carried, adjusted, reserved, spent FROM period_totals"

@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_reservations_prints_a_row() -> None:
+def test_bench_quick_reservations_reads_zero_overspend() -> None:
+    """The reservations benchmark runs the production path and its overspend figure is 0."""
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "reservations"],
         cwd=ROOT,
@@ -26,4 +27,7 @@ def test_bench_quick_reservations_prints_a_row() -> None:
     assert lines[0].split(" | ")[0].strip() == "benchmark"
     rows = [line for line in lines if line.startswith("reservations ")]
     assert rows, done.stdout
-    assert any("overspend check" in row for row in rows)
+    overspend = [row.split(" | ") for row in rows if "overspend" in row]
+    assert len(overspend) == 1, rows
+    _, _, measured, target, verdict = (cell.strip() for cell in overspend[0])
+    assert measured.startswith("0 (") and target == "0" and verdict == "met", overspend[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,20 @@ from tests.fakes.fal import FakeFal
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def pikabot(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
-    """Run ``python -m bot ARGS`` with exactly ``env`` (plus PATH), bounded to 60 s."""
+async def pikabot(
+    *args: str, env: dict[str, str], cwd: Path, at: datetime | None = None
+) -> tuple[int, str, str]:
+    """Run ``python -m bot ARGS`` with exactly ``env`` (plus PATH), bounded to 60 s.
+
+    ``at`` sets the process's wall clock to that instant (``tests.fakes.frozen_clock``), for
+    commands whose output depends on the date or the hour.
+    """
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    entry = ["bot"] if at is None else ["tests.fakes.frozen_clock", at.isoformat(), "--"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        *entry,
         *args,
         cwd=cwd,
         env=full_env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,42 @@ def rows(env: dict[str, str], sql: str) -> list[tuple[object, ...]]:
         return list(db.execute(sql))
 
 
-async def test_cli_quota_show_grant_set_ledger(tmp_path: Path, env: dict[str, str]):
-    """Show, grant, set and read the ledger; rows carry actor 0, the operator."""
-    code, out, err = await pikabot("quota", "show", GUILD, env=env, cwd=tmp_path)
+# The same commands at instants chosen around the guild's reset: a daily period that starts at
+# 06:00 Europe/Berlin has another key than the default UTC one between 00:00 and 05:00 UTC in
+# winter (04:00 in summer), so there the ``set`` keeps the balance with an ``adjust`` row.
+SAME_PERIOD = [("grant", 50, 0)]
+NEW_PERIOD = [("grant", 50, 0), ("adjust", -50, 0)]
+
+
+@pytest.mark.parametrize(
+    ("at", "expected_rows"),
+    [
+        ("2026-06-15T12:00:00+00:00", SAME_PERIOD),  # midday: both periods began today
+        ("2026-12-02T00:30:00+00:00", NEW_PERIOD),  # 01:30 in Berlin: still yesterday's period
+        ("2026-12-02T04:30:00+00:00", NEW_PERIOD),  # 05:30 in Berlin (CET)
+        ("2026-12-02T23:59:00+00:00", SAME_PERIOD),  # 00:59 tomorrow in Berlin, before 06:00
+        ("2026-03-29T00:30:00+00:00", NEW_PERIOD),  # the night the clocks go forward
+        ("2026-03-29T04:30:00+00:00", SAME_PERIOD),  # 06:30 in Berlin (CEST, just switched)
+        ("2026-10-25T04:30:00+00:00", NEW_PERIOD),  # 05:30 in Berlin (CET, just switched back)
+    ],
+    ids=["midday", "00h30", "04h30", "23h59", "dst-night", "dst-forward", "dst-back"],
+)
+async def test_cli_quota_show_grant_set_ledger(
+    tmp_path: Path, env: dict[str, str], at: str, expected_rows: list[tuple[object, ...]]
+):
+    """Show, grant, set and read the ledger at a fixed instant; rows carry actor 0."""
+    instant = datetime.fromisoformat(at)
+
+    async def quota(*args: str) -> tuple[int, str, str]:
+        return await pikabot("quota", *args, env=env, cwd=tmp_path, at=instant)
+
+    code, out, err = await quota("show", GUILD)
     assert code == 0, err
     assert "remaining 200 of 200 (daily" in out
-    code, out, err = await pikabot(
-        "quota", "grant", GUILD, "50", "--reason", "launch party", env=env, cwd=tmp_path
-    )
+    code, out, err = await quota("grant", GUILD, "50", "--reason", "launch party")
     assert code == 0, err
     assert out.strip() == "granted 50 credits; 250 left"
-    code, out, err = await pikabot(
-        "quota",
+    code, out, err = await quota(
         "set",
         GUILD,
         "--allowance",
@@ -45,18 +70,19 @@ async def test_cli_quota_show_grant_set_ledger(tmp_path: Path, env: dict[str, st
         "6",
         "--usd-cap",
         "25",
-        env=env,
-        cwd=tmp_path,
     )
     assert code == 0, err
     assert "at 06:00 Europe/Berlin" in out and "monthly USD cap $25.00" in out
-    code, out, _ = await pikabot("quota", "ledger", GUILD, env=env, cwd=tmp_path)
+    code, out, _ = await quota("ledger", GUILD)
     assert code == 0
     assert "grant\t+50" in out and "actor 0" in out and "launch party" in out
-    code, out, _ = await pikabot("quota", "ledger", GUILD, "--rules", env=env, cwd=tmp_path)
+    code, out, _ = await quota("ledger", GUILD, "--rules")
     assert "set allowance\t200 -> 300" in out
     assert rows(env, "SELECT DISTINCT actor_id FROM audit") == [(0,)]
-    assert rows(env, "SELECT kind, amount, actor_id FROM ledger") == [("grant", 50, 0)]
+    assert rows(env, "SELECT kind, amount, actor_id FROM ledger ORDER BY id") == expected_rows
+    code, out, _ = await quota("show", GUILD)
+    remaining = 250 if expected_rows == NEW_PERIOD else 350  # kept, or the new allowance + 50
+    assert f"remaining {remaining} of 300 (daily" in out, out
 
 
 def untouched(env: dict[str, str]) -> bool:

@@ -6,7 +6,6 @@ Administrator (so Manage Server), ``USER_ID`` has only @everyone's permissions.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from tests.fakes.discord import ADMIN_ID, CHANNEL_ID, SECOND_CHANNEL_ID, USER_ID
 from tests.fakes.discord.state import Callback
 from tests.fakes.stack import Stack, description, running_stack
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -139,5 +139,7 @@ async def test_e2e_queue_position_is_shown(single_slot: Stack):
         kinds=("message_create", "message_update"),
     )
     assert "second in line" in str(waiting.embeds)
-    await asyncio.sleep(0.3)
-    assert stack.fal.count("submit") == 1, "the second job waits for the slot"
+    await eventually(stack.job_states, ["delivered", "delivered"], within=30)
+    first_done = stack.fal.recorded("file")[0].time
+    second_sent = stack.fal.recorded("submit")[1].time
+    assert second_sent > first_done, "the second job waits for the first one's slot"

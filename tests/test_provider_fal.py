@@ -18,7 +18,6 @@ from bot.providers.errors import (
     GenerationFailed,
     NotFound,
     OutOfProviderCredits,
-    RateLimited,
     RejectedInput,
     TransientError,
 )
@@ -620,9 +619,16 @@ def test_prices_scale_from_base() -> None:
     assert quote(FAL_PRICES, text_request(model=PikaModel.V2_1), 100).credits == 40
 
 
-def test_rate_limited_class_is_retryable() -> None:
-    """RateLimited stays retryable, which submit's 429 handling relies on."""
-    assert RateLimited("x", retry_after=1.0).retryable
+async def test_status_429_waits_retry_after_then_reads(
+    fal: FakeFal, session: aiohttp.ClientSession
+) -> None:
+    """A 429 on a status read is retried after its Retry-After, not surfaced as a failure."""
+    provider = make_provider(session, fal)
+    handle = await provider.submit(text_request())
+    fal.status_replies.append(Reply(429, {"detail": "slow down"}, {"Retry-After": "0.1"}))
+    status = await provider.status(handle)
+    assert status.kind is StatusKind.QUEUED
+    assert fal.count("status") == 2
 
 
 def test_change_tracker_reads_cumulative_and_incremental_logs() -> None:

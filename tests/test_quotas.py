@@ -250,11 +250,11 @@ async def totals_match_rows(store: Store) -> bool:
     return [tuple(r) for r in kept] == [tuple(r) for r in derived]
 
 
-async def test_quotas_reserve_fast_path_sees_moderator_changes(store: Store):
+async def test_quotas_reserve_sees_period_changes_made_elsewhere(store: Store):
     """After a period change made elsewhere, the next reservation follows the new period."""
     quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
-    await quotas.reserve(GUILD, 1, q(10))  # learns the guild's period settings
-    await quotas.reserve(GUILD, 1, q(10))  # the fast path
+    await quotas.reserve(GUILD, 1, q(10))
+    await quotas.reserve(GUILD, 1, q(10))
     async with store.transaction() as db:
         await db.execute("UPDATE guilds SET period = 'monthly' WHERE guild_id = ?", (GUILD,))
     reservation = await quotas.reserve(GUILD, 1, q(10))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from bot.throttle import LatestWins
 
@@ -28,8 +29,15 @@ async def test_latest_wins_coalesces_bursts():
     await throttle.close()
 
 
+async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Yield to the loop until ``condition()`` holds; fail after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+
 async def test_latest_wins_skips_unchanged_values():
-    """Publishing what was last sent sends nothing."""
+    """Publishing what was last sent sends nothing; the next new value still goes out."""
     sent: list[str] = []
 
     async def send(value: str) -> None:
@@ -37,26 +45,31 @@ async def test_latest_wins_skips_unchanged_values():
 
     throttle = LatestWins(send, min_interval=0.0)
     throttle.publish("queued")
-    await asyncio.sleep(0.01)
+    await until(lambda: sent == ["queued"])
     throttle.publish("queued")
-    await asyncio.sleep(0.01)
-    assert sent == ["queued"]
+    throttle.publish("generating")
+    await until(lambda: len(sent) >= 2)
+    # Values go out in order, so a re-sent "queued" would stand before "generating".
+    assert sent == ["queued", "generating"]
     await throttle.close()
 
 
 async def test_latest_wins_survives_a_failed_send():
     """A failing send is logged and the next value still goes out."""
+    tried: list[int] = []
     sent: list[int] = []
 
     async def send(value: int) -> None:
+        tried.append(value)
         if value == 1:
             raise RuntimeError("discord said no")
         sent.append(value)
 
     throttle = LatestWins(send, min_interval=0.0)
     throttle.publish(1)
-    await asyncio.sleep(0.01)
+    await until(lambda: tried == [1])
     throttle.publish(2)
-    await asyncio.sleep(0.01)
+    await until(lambda: tried == [1, 2])
     assert sent == [2]
+    assert throttle.sent == 1
     await throttle.close()
