@@ -17,7 +17,7 @@ import structlog
 from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
-from bot.requests import RequestOptions, build_request
+from bot.requests import RequestOptions, prepare_request
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
 from cogs.views import status_view
@@ -123,10 +123,12 @@ class JobLauncher:
         request: GenerationRequest,
         *,
         rerun_of: Job | None = None,
+        notes: Sequence[str] = (),
     ) -> Job | None:
         """Reserve and start a job for the member behind ``interaction``; None if refused.
 
-        ``rerun_of`` is the finished job a rerun button repeats.
+        ``rerun_of`` is the finished job a rerun button repeats; ``notes`` (how the prompt
+        was read) are added to the private acknowledgement.
         """
         missing = missing_permissions(interaction.app_permissions)
         if missing:
@@ -153,7 +155,7 @@ class JobLauncher:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None
         try:
-            await self._acknowledge(interaction, job)
+            await self._acknowledge(interaction, job, notes)
         finally:
             # Whatever happened to the answer, the job runs: its credits are reserved.
             self.services.jobs.start(job, self.observer(job))
@@ -169,11 +171,11 @@ class JobLauncher:
         """Build the request (``options`` may refuse, e.g. a bad image) and start it; a
         refusal is answered privately before anything is reserved."""
         try:
-            request = build_request(options(), default_model=default_model)
+            prepared = prepare_request(options(), default_model=default_model)
         except RequestRefused as refused:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None
-        return await self.from_interaction(interaction, request)
+        return await self.from_interaction(interaction, prepared.request, notes=prepared.notes)
 
     async def from_reaction(
         self, original: Job, *, user: discord.abc.User, request: GenerationRequest
@@ -229,19 +231,22 @@ class JobLauncher:
         await self.services.jobs.attach_status_message(job, message.id)
         return message
 
-    async def _acknowledge(self, interaction: discord.Interaction, job: Job) -> None:
+    async def _acknowledge(
+        self, interaction: discord.Interaction, job: Job, notes: Sequence[str] = ()
+    ) -> None:
         """Answer the member privately, then post the public status message."""
         text = (
             f"Your clip is on its way: {job.cost} credits reserved, refunded if it fails."
             f" Seed {job.request.seed}."
         )
-        await interaction.response.send_message(text, ephemeral=True)
+        told = "".join(f"\n{note}" for note in notes)
+        await interaction.response.send_message(text + told, ephemeral=True)
         message = await self._post_status(job)
         if message is None:
             return
         with contextlib.suppress(discord.HTTPException):  # a convenience link only
             await interaction.edit_original_response(
-                content=f"{text} Follow it here: {message.jump_url}"
+                content=f"{text} Follow it here: {message.jump_url}{told}"
             )
 
 

@@ -177,11 +177,13 @@ async def test_e2e_sigterm_shuts_down_cleanly(stack: Stack):
 
 
 async def test_e2e_pika_options_reach_fal_exactly(stack: Stack):
-    """Every /pika option becomes the matching field at the chosen model's fal endpoint."""
+    """Every /pika option becomes the matching field at the chosen model's fal endpoint;
+    Pika's own Discord flags (no such fields in Pika 2.x) are taken out, and the member is
+    told privately what was ignored and what was left as text."""
     cursor = stack.discord.cursor()
     _, callback = await pika(
         stack,
-        prompt="harbour at dawn -ar 1:1 -seed 5",
+        prompt="harbour at \u200bdawn -ar 1:1 -fps 24 -seed 5 -camera zoom in -gs 8 -hd",
         negative_prompt="people",
         aspect="4:5",
         duration=10,
@@ -189,12 +191,15 @@ async def test_e2e_pika_options_reach_fal_exactly(stack: Stack):
         seed=77,
         model="2.1",
     )
-    assert "80 credits reserved" in callback.data["content"]
+    answer = callback.data["content"]
+    assert "80 credits reserved" in answer
+    assert "I took `-fps 24`, `-camera zoom in`, `-gs 8` out of your prompt" in answer
+    assert "`-hd` is not a flag I know" in answer
     await stack.delivered(cursor)
     submit = stack.fal.recorded("submit")[0]
     assert submit.path == "/fal-ai/pika/v2.1/text-to-video"
     assert submit.json == {
-        "prompt": "harbour at dawn",
+        "prompt": "harbour at dawn -hd",
         "negative_prompt": "people",
         "aspect_ratio": "4:5",
         "resolution": "720p",
