@@ -227,7 +227,26 @@ async def test_e2e_pika_command_is_described_with_choices(stack: Stack):
     assert options["seed"]["max_value"] == 2**31 - 1
     assert options["prompt"]["required"] is True
     assert options["image"]["type"] == 11
-    assert command.get("contexts") in (None, [0]) or command.get("dm_permission") is False
+
+
+async def test_e2e_commands_work_in_servers_only(stack: Stack):
+    """Every command is synced for servers only; a /pika that still arrives from a DM (a
+    client with a stale command list) is answered privately, and nothing is reserved."""
+    for command in stack.discord.commands(GUILD_ID):
+        assert (command["contexts"], command["dm_permission"]) == ([0], False), command["name"]
+    with pytest.raises(LookupError, match="not offered in direct messages"):
+        await stack.discord.slash("pika", {"prompt": "a fox"}, guild_id=None)
+    interaction = await stack.discord.slash(
+        "pika", {"prompt": "a fox"}, guild_id=None, user_id=USER_ID, strict=False
+    )
+    callback = await interaction.response(timeout=5)
+    assert callback.ephemeral
+    assert callback.data["content"] == (
+        "/pika works in servers only, not in direct messages: use it in a channel of a server"
+        " that has the bot."
+    )
+    assert stack.ledger() == [] and stack.job_states() == []
+    assert stack.fal.count("submit") == 0
 
 
 async def test_e2e_sync_command_forces_a_sync(stack: Stack, tmp_path: Path):
