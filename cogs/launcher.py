@@ -8,12 +8,14 @@ message that the job's presenter keeps up to date.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
 import structlog
 
+from bot.images import RemoteImage, check_remote_images
 from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
@@ -26,10 +28,6 @@ if TYPE_CHECKING:
     from bot.app import PikaBot
 
 log = structlog.get_logger(__name__)
-
-IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-"""Pika's gateways take first frames of a few MB; 10 MiB is also Discord's default upload cap."""
 
 REQUIRED_CHANNEL_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -52,24 +50,13 @@ def missing_permissions(granted: discord.Permissions) -> list[str]:
     ]
 
 
-def image_urls(attachments: Sequence[discord.Attachment]) -> tuple[str, ...]:
-    """Check each image's type and size before anything is reserved; return their URLs."""
-    urls = []
-    for attachment in attachments:
-        kind = (attachment.content_type or "").split(";")[0].strip().lower()
-        if kind not in IMAGE_TYPES:
-            raise RequestRefused(
-                f"`{attachment.filename}` is not an image I can use: send a PNG, JPEG or WebP."
-            )
-        if attachment.size > MAX_IMAGE_BYTES:
-            raise RequestRefused(
-                f"`{attachment.filename}` is {attachment.size / 1_048_576:.1f} MB;"
-                f" images must be under {MAX_IMAGE_BYTES // 1_048_576} MB."
-            )
-        # Discord's CDN URL is signed and expires after a while; the provider fetches it at
-        # once, and it is kept only in the job row, never logged.
-        urls.append(attachment.url)
-    return tuple(urls)
+def remote_images(attachments: Sequence[discord.Attachment]) -> list[RemoteImage]:
+    """What the core needs to check a member's attachments: name, URL and size.
+
+    Discord's CDN URL is signed and expires after a while; the provider fetches it at once,
+    and it is kept only in the job row, never logged.
+    """
+    return [RemoteImage(a.filename, a.url, a.size) for a in attachments]
 
 
 def origin_of(interaction: discord.Interaction) -> Origin:
@@ -164,14 +151,19 @@ class JobLauncher:
     async def from_options(
         self,
         interaction: discord.Interaction,
-        options: Callable[[], RequestOptions],
+        options: RequestOptions,
         *,
+        images: Sequence[discord.Attachment] = (),
         default_model: PikaModel,
     ) -> Job | None:
-        """Build the request (``options`` may refuse, e.g. a bad image) and start it; a
-        refusal is answered privately before anything is reserved."""
+        """Check the images by their bytes, build the request and start it; a refusal is
+        answered privately before anything is reserved. Every command that takes images
+        comes through here, so each image is checked the same way."""
         try:
-            prepared = prepare_request(options(), default_model=default_model)
+            urls = await check_remote_images(self.services.session, remote_images(images))
+            prepared = prepare_request(
+                dataclasses.replace(options, image_urls=urls), default_model=default_model
+            )
         except RequestRefused as refused:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None

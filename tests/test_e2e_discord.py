@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.bot_process import ROOT
-from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID
+from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID, Upload
 from tests.fakes.stack import Stack, description, footer, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +124,35 @@ async def test_e2e_bad_flag_gets_friendly_ephemeral_error(stack: Stack):
     assert callback.ephemeral
     assert "Unknown aspect ratio" in callback.data["content"]
     assert stack.ledger() == []
+
+
+async def test_e2e_images_are_checked_by_their_bytes(stack: Stack):
+    """/pika's image and /pika-scenes' images are fetched from the CDN and judged by their
+    first bytes before anything is reserved: a name or a declared type proves nothing."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    gif = b"GIF89a" + b"\x00" * 64
+    for upload, fragment in (
+        (Upload("frame.png", b"just text", "image/png"), "`frame.png` is not a PNG, JPEG or WebP"),
+        (Upload("empty.png", b"", "image/png"), "`empty.png` is empty"),
+        (Upload("anim.png", gif, "image/png"), "`anim.png` is not a PNG, JPEG or WebP"),
+    ):
+        _, callback = await pika(stack, prompt="a kite", image=upload)
+        assert callback.ephemeral and fragment in callback.data["content"]
+    scenes = await stack.discord.slash(
+        "pika-scenes",
+        {"prompt": "friends", "image1": Upload("a.png", png, "image/png")},
+        attachments={"image2": Upload("b.png", gif, "image/png")},
+    )
+    callback = await scenes.response(timeout=5)
+    assert callback.ephemeral and "`b.png` is not a PNG" in callback.data["content"]
+    assert stack.ledger() == [] and stack.fal.count("submit") == 0
+    cursor = stack.discord.cursor()
+    _, callback = await pika(stack, prompt="a kite", image=Upload("frame.png", png, "image/png"))
+    assert "credits reserved" in callback.data["content"]
+    await stack.delivered(cursor)
+    submit = stack.fal.recorded("submit")[0]
+    assert submit.path == "/fal-ai/pika/v2.2/image-to-video"
+    assert submit.json["image_url"].startswith(f"{stack.discord.base_url}/attachments/")
 
 
 async def test_e2e_credits_command_shows_balance(stack: Stack):
