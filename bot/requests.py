@@ -193,10 +193,12 @@ def _notes(parsed: ParsedPrompt) -> tuple[str, ...]:
         )
     if parsed.unknown:
         known = ", ".join(f"-{name}" for name in SHORT_FLAGS)
+        one = len(parsed.unknown) == 1
         notes.append(
             ", ".join(f"`{_quoted(flag)}`" for flag in parsed.unknown)
-            + (" is not a flag" if len(parsed.unknown) == 1 else " are not flags")
-            + f" I know, so I left it in your prompt as text (the flags are {known})."
+            + (" is not a flag" if one else " are not flags")
+            + f" I know, so I left {'it' if one else 'them'} in your prompt as text"
+            f" (the flags are {known})."
         )
     return tuple(notes)
 

@@ -139,6 +139,10 @@ def test_unknown_flag_stays_in_the_prompt_and_is_reported():
     assert "no camera control or frame rate setting" in ignored
     assert unknown.startswith("`-hd` is not a flag I know, so I left it in your prompt")
     assert prepare_request(RequestOptions(prompt="a fox"), default_model=PikaModel.V2_2).notes == ()
+    (two,) = prepare_request(
+        RequestOptions(prompt="a fox -hd -wide"), default_model=PikaModel.V2_2
+    ).notes
+    assert two.startswith("`-hd`, `-wide` are not flags I know, so I left them in your prompt")
 
 
 @pytest.mark.parametrize(
