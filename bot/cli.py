@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--resolution", default=None, choices=("720p", "1080p"))
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument("--negative", default=None, help="negative prompt")
-    generate.add_argument("--model", default=None, help="2.2 (default), 2.1 or turbo")
+    generate.add_argument("--model", default=None, help="2.2 (default), 2.1 or 2-turbo")
     generate.add_argument("--out", type=Path, default=Path("pika.mp4"), help="output file")
     generate.add_argument(
         "--image",

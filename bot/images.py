@@ -1,24 +1,43 @@
-"""An operator's ``--image`` argument (a URL or a local file) as something a provider accepts.
+"""Images a clip starts from, checked by their bytes before anything is reserved or sent.
 
-A URL is passed through as given: the provider downloads it. A local file is checked (it
-exists, is a PNG, JPEG or WebP image by its first bytes, and is at most
-:data:`MAX_IMAGE_BYTES`) and sent inline as a base64 ``data:`` URI, but only to providers whose
-documents say they take one (``Capabilities.data_uri_images``); the others need a URL, and the
-operator is told so before anything is reserved or sent.
+Two ways in:
+
+* a member's Discord attachments (:func:`check_remote_images`): the declared type and file
+  name prove nothing (a text file named ``.png``, a 0-byte file, GIF bytes labelled PNG), so
+  the first bytes of each are downloaded, bounded in size and time, over the bot's HTTP
+  session, and must be a PNG, JPEG or WebP;
+* an operator's ``--image`` argument (:func:`image_input`): a URL is passed through as given
+  (the provider downloads it); a local file is checked (it exists, is a PNG, JPEG or WebP by
+  its first bytes, and is at most :data:`MAX_IMAGE_BYTES`) and sent inline as a base64
+  ``data:`` URI, but only to providers whose documents say they take one
+  (``Capabilities.data_uri_images``); the others need a URL, and the operator is told so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+import structlog
+
 from bot.jobs import RequestRefused
+
+log = structlog.get_logger(__name__)
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 """Choice: 10 MB. fal warns that large inline files slow the request; Pika's own image
 inputs are photos, well under this."""
 
 _URL_SCHEMES = ("http://", "https://")
+HEAD_BYTES = 16
+"""How much of a remote image is read to tell its type (the signatures need 12 bytes)."""
+PROBE_SECONDS = 2.0
+"""Choice: all images of one command are probed at once within 2 s, which leaves room in
+Discord's 3 s to reserve and answer. Discord's CDN answers a ranged GET in milliseconds."""
 
 
 class ImageRefused(RequestRefused):
@@ -77,3 +96,81 @@ def image_input(value: str, *, data_uri_ok: bool, provider: str) -> str:
     if kind is None:
         raise ImageRefused(f"The image {path.name} is not a PNG, JPEG or WebP file.")
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteImage:
+    """An image a provider will download: its name as the member sees it, URL and size."""
+
+    name: str
+    url: str
+    size: int
+
+
+async def check_remote_images(
+    session: aiohttp.ClientSession,
+    images: Sequence[RemoteImage],
+    *,
+    timeout: float = PROBE_SECONDS,  # noqa: ASYNC109 - one bound for every download
+) -> tuple[str, ...]:
+    """The URLs of ``images`` once each is known to be a PNG, JPEG or WebP of a usable size
+    by its first bytes; :class:`ImageRefused` naming the first that is not."""
+    for image in images:
+        _check_size(image)
+    try:
+        async with asyncio.timeout(timeout):
+            heads = await asyncio.gather(*(_head(session, image) for image in images))
+    except TimeoutError:
+        log.warning("image.probe_timeout", images=len(images), timeout=timeout)
+        raise ImageRefused(
+            "Discord took too long to let me look at your image; please try again."
+        ) from None
+    for image, head in zip(images, heads, strict=True):
+        if isinstance(head, ImageRefused):
+            raise head
+        if not head:
+            raise ImageRefused(f"`{image.name}` is empty: send a PNG, JPEG or WebP image.")
+        if image_type(head[:12]) is None:
+            raise ImageRefused(
+                f"`{image.name}` is not a PNG, JPEG or WebP image (whatever its name says):"
+                " send one of those."
+            )
+    return tuple(image.url for image in images)
+
+
+def _check_size(image: RemoteImage) -> None:
+    if image.size == 0:
+        raise ImageRefused(f"`{image.name}` is empty: send a PNG, JPEG or WebP image.")
+    if image.size > MAX_IMAGE_BYTES:
+        raise ImageRefused(
+            f"`{image.name}` is {image.size / 1_048_576:.1f} MB;"
+            f" images must be under {MAX_IMAGE_BYTES // 1_048_576} MB."
+        )
+
+
+async def _head(session: aiohttp.ClientSession, image: RemoteImage) -> bytes | ImageRefused:
+    """The first :data:`HEAD_BYTES` of ``image`` (fewer if it is shorter), or why not.
+
+    The refusal is returned, not raised, so that one failed download does not leave the
+    others of the same command running unawaited.
+    """
+    try:
+        async with session.get(
+            image.url, headers={"Range": f"bytes=0-{HEAD_BYTES - 1}"}
+        ) as response:
+            if response.status not in (200, 206):
+                log.warning("image.probe_refused", status=response.status)
+                return ImageRefused(
+                    f"I could not open `{image.name}` on Discord; please attach it again."
+                )
+            head = b""
+            while len(head) < HEAD_BYTES:
+                chunk = await response.content.read(HEAD_BYTES - len(head))
+                if not chunk:
+                    break
+                head += chunk
+            return head
+    except aiohttp.ClientError as exc:
+        # The URL is signed: log only the kind of failure, never the URL.
+        log.warning("image.probe_failed", error=type(exc).__name__)
+        return ImageRefused(f"I could not open `{image.name}` on Discord; please try again.")

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.text import clean_text, is_visible
+
 PROMPT_MAX_CHARS = 1000
 """Pika's gateways accept long prompts, but an embed field holds 1024 characters."""
 NEGATIVE_PROMPT_MAX_CHARS = 500
@@ -85,8 +87,8 @@ class GenerationRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
+        value = clean_text(value)
+        if not is_visible(value):
             raise ValueError("the prompt is empty")
         return value
 
@@ -95,7 +97,8 @@ class GenerationRequest(BaseModel):
     def _blank_negative_is_none(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return value.strip() or None
+        value = clean_text(value)
+        return value if is_visible(value) else None
 
 
 class JobState(StrEnum):

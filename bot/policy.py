@@ -191,11 +191,38 @@ class MemberCapReached(RequestRefused):
 
 
 class SpendingCapReached(RequestRefused):
-    """A hard cap in USD (the guild's or the whole bot's) would be passed this month."""
+    """A hard cap in USD (the guild's or the whole bot's) would be passed this month.
 
-    def __init__(self, whose: str, month_ends: datetime | None) -> None:
-        when = f" It resets <t:{int(month_ends.timestamp())}:R>." if month_ends else ""
-        super().__init__(f"{whose} monthly spending limit for videos has been reached.{when}")
+    The message says what the clip costs and what the cap still allows, so a cap below the
+    price of one clip does not read as a limit "reached" with nothing spent.
+    """
+
+    def __init__(
+        self,
+        whose: str,
+        *,
+        usd: Decimal,
+        spent: Decimal,
+        cap: Decimal,
+        month_ends: datetime | None,
+        who_raises: str,
+    ) -> None:
+        self.usd, self.spent, self.cap = usd, spent, cap
+        price = f"This clip costs ${usd:.2f} at the provider"
+        if usd > cap:
+            text = (
+                f"{price}, more than {whose} whole monthly spending limit of ${cap:.2f}."
+                f" A shorter or lower-resolution clip may fit; otherwise ask {who_raises}"
+                " about the limit."
+            )
+        else:
+            left = max(cap - spent, Decimal(0))
+            when = f" It resets <t:{int(month_ends.timestamp())}:R>." if month_ends else ""
+            text = (
+                f"{price}, but {whose} monthly spending limit of ${cap:.2f} has ${left:.2f}"
+                f" left this month (${spent:.2f} spent).{when}"
+            )
+        super().__init__(text)
 
 
 # -- the rules ---------------------------------------------------------------------------
@@ -264,9 +291,23 @@ def check_spend(policy: GuildPolicy | None, spend: SpendState, usd: Decimal) -> 
     """Rule 6: the provider's price of this clip must fit under every USD cap this month."""
     cap = policy.monthly_usd_cap if policy is not None else None
     if cap is not None and spend.guild_usd + usd > cap:
-        raise SpendingCapReached("This server's", spend.month_ends)
+        raise SpendingCapReached(
+            "this server's",
+            usd=usd,
+            spent=spend.guild_usd,
+            cap=cap,
+            month_ends=spend.month_ends,
+            who_raises="a moderator",
+        )
     if spend.bot_cap is not None and spend.bot_usd + usd > spend.bot_cap:
-        raise SpendingCapReached("The bot's", spend.month_ends)
+        raise SpendingCapReached(
+            "the bot's",
+            usd=usd,
+            spent=spend.bot_usd,
+            cap=spend.bot_cap,
+            month_ends=spend.month_ends,
+            who_raises="the bot's operator",
+        )
 
 
 # -- blocklist ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ an option or a bad value means the same thing everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,7 +24,8 @@ from bot.models import (
     Resolution,
     random_seed,
 )
-from bot.prompt_flags import parse_prompt_flags
+from bot.prompt_flags import IGNORED_FLAGS, SHORT_FLAGS, ParsedPrompt, parse_prompt_flags
+from bot.text import clean_text, is_visible
 
 E = TypeVar("E", AspectRatio, Resolution)
 
@@ -37,6 +39,9 @@ _MODEL_ALIASES = {
     "v2-turbo": PikaModel.V2_TURBO,
     "2turbo": PikaModel.V2_TURBO,
 }
+"""Spellings members use; messages and documents name only :class:`PikaModel`'s values."""
+MODEL_NAMES = ", ".join(m.value for m in PikaModel)
+_QUOTED_MAX = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +60,45 @@ class RequestOptions:
     ingredients_mode: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A valid request and what the member should be told about how it was read (flags that
+    were ignored or left in the prompt as text)."""
+
+    request: GenerationRequest
+    notes: tuple[str, ...] = ()
+
+
 def build_request(options: RequestOptions, *, default_model: PikaModel) -> GenerationRequest:
     """Merge flags and options, validate, and return the request (or raise RequestRefused)."""
-    parsed = parse_prompt_flags(options.prompt)
+    return prepare_request(options, default_model=default_model).request
+
+
+def prepare_request(options: RequestOptions, *, default_model: PikaModel) -> PreparedRequest:
+    """:func:`build_request`, with the notes for the member's private answer."""
+    parsed = parse_prompt_flags(clean_text(options.prompt))
     if parsed.problems:
         raise RequestRefused("Check the flags in your prompt: " + "; ".join(parsed.problems) + ".")
-    flags = parsed.flags
-    if not parsed.prompt:
+    if not is_visible(parsed.prompt):
         raise RequestRefused("The prompt is empty: describe the video you want.")
     if len(parsed.prompt) > PROMPT_MAX_CHARS:
         raise RequestRefused(
             f"The prompt is too long: keep it under {PROMPT_MAX_CHARS} characters."
         )
+    return PreparedRequest(_request(options, parsed, default_model), _notes(parsed))
 
+
+def _request(
+    options: RequestOptions, parsed: ParsedPrompt, default_model: PikaModel
+) -> GenerationRequest:
+    flags = parsed.flags
     negative = (
-        options.negative_prompt
+        clean_text(options.negative_prompt)
         if options.negative_prompt is not None
         else flags.get("negative_prompt")
     )
+    if negative is not None and not is_visible(negative):
+        negative = None
     if negative is not None and len(negative) > NEGATIVE_PROMPT_MAX_CHARS:
         raise RequestRefused(
             "The negative prompt is too long: keep it under"
@@ -82,10 +108,11 @@ def build_request(options: RequestOptions, *, default_model: PikaModel) -> Gener
         options.aspect or flags.get("aspect"), AspectRatio, "aspect ratio", AspectRatio.WIDE
     )
     resolution = _choice(
-        _normalise_resolution(options.resolution or flags.get("resolution")),
+        options.resolution or flags.get("resolution"),
         Resolution,
         "resolution",
         Resolution.HD,
+        normalise=_normalise_resolution,
     )
     duration = options.duration if options.duration is not None else _int_flag(flags, "duration")
     if duration is None:
@@ -100,7 +127,9 @@ def build_request(options: RequestOptions, *, default_model: PikaModel) -> Gener
     if model_text is not None:
         found = _MODEL_ALIASES.get(model_text.strip().lower())
         if found is None:
-            raise RequestRefused("Unknown model: use 2.2, 2.1 or turbo.")
+            raise RequestRefused(
+                f"Unknown model `{_quoted(model_text)}`: use one of {MODEL_NAMES}."
+            )
         model = found
     try:
         return GenerationRequest(
@@ -121,21 +150,57 @@ def build_request(options: RequestOptions, *, default_model: PikaModel) -> Gener
         raise RequestRefused(f"That request is not valid ({where}: {problem['msg']}).") from None
 
 
-def _choice(value: str | None, enum: type[E], what: str, default: E) -> E:
+def _choice(
+    value: str | None,
+    enum: type[E],
+    what: str,
+    default: E,
+    *,
+    normalise: Callable[[str], str] = str.strip,
+) -> E:
     if value is None:
         return default
     try:
-        return enum(value.strip())
+        return enum(normalise(value))
     except ValueError:
         allowed = ", ".join(member.value for member in enum)
-        raise RequestRefused(f"Unknown {what} `{value}`: use one of {allowed}.") from None
+        raise RequestRefused(f"Unknown {what} `{_quoted(value)}`: use one of {allowed}.") from None
 
 
-def _normalise_resolution(value: str | None) -> str | None:
-    if value is None:
-        return None
+def _normalise_resolution(value: str) -> str:
+    """``1080`` and ``1080P`` mean ``1080p``."""
     value = value.strip().lower()
     return value if value.endswith("p") else f"{value}p"
+
+
+def _quoted(text: str) -> str:
+    """What the member typed, safe inside a code span and short."""
+    text = " ".join(text.replace("`", "'").split())
+    return text if len(text) <= _QUOTED_MAX else text[: _QUOTED_MAX - 1] + "…"
+
+
+def _notes(parsed: ParsedPrompt) -> tuple[str, ...]:
+    notes = []
+    if parsed.ignored:
+        settings = sorted(
+            {IGNORED_FLAGS[flag.split()[0].lstrip("-").lower()] for flag in parsed.ignored}
+        )
+        notes.append(
+            "I took "
+            + ", ".join(f"`{_quoted(flag)}`" for flag in parsed.ignored)
+            + " out of your prompt: Pika's own Discord bot had those flags, but the Pika 2.x"
+            f" models have no {' or '.join(settings)} setting."
+        )
+    if parsed.unknown:
+        known = ", ".join(f"-{name}" for name in SHORT_FLAGS)
+        one = len(parsed.unknown) == 1
+        notes.append(
+            ", ".join(f"`{_quoted(flag)}`" for flag in parsed.unknown)
+            + (" is not a flag" if one else " are not flags")
+            + f" I know, so I left {'it' if one else 'them'} in your prompt as text"
+            f" (the flags are {known})."
+        )
+    return tuple(notes)
 
 
 def _int_flag(flags: dict[str, str], name: str) -> int | None:

@@ -22,14 +22,34 @@ def _permissions(names: list[str]) -> str:
     return ", ".join(PERMISSION_NAMES.get(n, n.replace("_", " ").title()) for n in names)
 
 
+def server_only(command: object) -> bool:
+    """Whether ``command`` (or the group it belongs to) is marked ``guild_only``."""
+    root = getattr(command, "root_parent", None) or command
+    return bool(getattr(root, "guild_only", False))
+
+
+class ServerOnly(app_commands.NoPrivateMessage):
+    """A server-only command arrived from a DM (a client with a stale command list)."""
+
+    def __init__(self, command: object) -> None:
+        name = getattr(command, "qualified_name", None)
+        what = f"/{name}" if name else "This command"
+        super().__init__(
+            f"{what} works in servers only, not in direct messages: use it in a channel of a"
+            " server that has the bot."
+        )
+
+
 def friendly_message(error: app_commands.AppCommandError) -> str:
     """What the member reads for each kind of error, in the order they are checked."""
     if isinstance(error, app_commands.CommandInvokeError) and isinstance(
         error.original, ModerationError
     ):
         return f"Nothing changed: {error.original}."
+    if isinstance(error, ServerOnly):
+        return str(error)
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works in a server, not in direct messages."
+        return "This command works in servers only, not in direct messages."
     if isinstance(error, app_commands.MissingPermissions):
         return f"You need the {_permissions(error.missing_permissions)} permission for this."
     if isinstance(error, app_commands.BotMissingPermissions):
@@ -55,7 +75,21 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
 
 
 class PikaTree(app_commands.CommandTree[commands.Bot]):
-    """A command tree whose failures reach the member as a friendly private message."""
+    """A command tree whose failures reach the member as a friendly private message.
+
+    Server-only commands are synced with ``contexts=[0]`` so Discord does not offer them in
+    DMs; ``guild_only`` is not a check in discord.py, so one that still arrives from a DM is
+    answered here, before the command runs.
+    """
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Refuse, kindly and privately, a server-only command used outside a server."""
+        command = interaction.command
+        if interaction.guild_id is None and command is not None and server_only(command):
+            log.info("command.refused_in_dm", command=command.qualified_name)
+            await reply_privately(interaction, friendly_message(ServerOnly(command)))
+            return False
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

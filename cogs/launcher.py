@@ -8,16 +8,18 @@ message that the job's presenter keeps up to date.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
 import structlog
 
+from bot.images import RemoteImage, check_remote_images
 from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
-from bot.requests import RequestOptions, build_request
+from bot.requests import RequestOptions, prepare_request
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
 from cogs.views import status_view
@@ -26,10 +28,6 @@ if TYPE_CHECKING:
     from bot.app import PikaBot
 
 log = structlog.get_logger(__name__)
-
-IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-"""Pika's gateways take first frames of a few MB; 10 MiB is also Discord's default upload cap."""
 
 REQUIRED_CHANNEL_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -52,24 +50,13 @@ def missing_permissions(granted: discord.Permissions) -> list[str]:
     ]
 
 
-def image_urls(attachments: Sequence[discord.Attachment]) -> tuple[str, ...]:
-    """Check each image's type and size before anything is reserved; return their URLs."""
-    urls = []
-    for attachment in attachments:
-        kind = (attachment.content_type or "").split(";")[0].strip().lower()
-        if kind not in IMAGE_TYPES:
-            raise RequestRefused(
-                f"`{attachment.filename}` is not an image I can use: send a PNG, JPEG or WebP."
-            )
-        if attachment.size > MAX_IMAGE_BYTES:
-            raise RequestRefused(
-                f"`{attachment.filename}` is {attachment.size / 1_048_576:.1f} MB;"
-                f" images must be under {MAX_IMAGE_BYTES // 1_048_576} MB."
-            )
-        # Discord's CDN URL is signed and expires after a while; the provider fetches it at
-        # once, and it is kept only in the job row, never logged.
-        urls.append(attachment.url)
-    return tuple(urls)
+def remote_images(attachments: Sequence[discord.Attachment]) -> list[RemoteImage]:
+    """What the core needs to check a member's attachments: name, URL and size.
+
+    Discord's CDN URL is signed and expires after a while; the provider fetches it at once,
+    and it is kept only in the job row, never logged.
+    """
+    return [RemoteImage(a.filename, a.url, a.size) for a in attachments]
 
 
 def origin_of(interaction: discord.Interaction) -> Origin:
@@ -123,10 +110,12 @@ class JobLauncher:
         request: GenerationRequest,
         *,
         rerun_of: Job | None = None,
+        notes: Sequence[str] = (),
     ) -> Job | None:
         """Reserve and start a job for the member behind ``interaction``; None if refused.
 
-        ``rerun_of`` is the finished job a rerun button repeats.
+        ``rerun_of`` is the finished job a rerun button repeats; ``notes`` (how the prompt
+        was read) are added to the private acknowledgement.
         """
         missing = missing_permissions(interaction.app_permissions)
         if missing:
@@ -153,7 +142,7 @@ class JobLauncher:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None
         try:
-            await self._acknowledge(interaction, job)
+            await self._acknowledge(interaction, job, notes)
         finally:
             # Whatever happened to the answer, the job runs: its credits are reserved.
             self.services.jobs.start(job, self.observer(job))
@@ -162,18 +151,23 @@ class JobLauncher:
     async def from_options(
         self,
         interaction: discord.Interaction,
-        options: Callable[[], RequestOptions],
+        options: RequestOptions,
         *,
+        images: Sequence[discord.Attachment] = (),
         default_model: PikaModel,
     ) -> Job | None:
-        """Build the request (``options`` may refuse, e.g. a bad image) and start it; a
-        refusal is answered privately before anything is reserved."""
+        """Check the images by their bytes, build the request and start it; a refusal is
+        answered privately before anything is reserved. Every command that takes images
+        comes through here, so each image is checked the same way."""
         try:
-            request = build_request(options(), default_model=default_model)
+            urls = await check_remote_images(self.services.session, remote_images(images))
+            prepared = prepare_request(
+                dataclasses.replace(options, image_urls=urls), default_model=default_model
+            )
         except RequestRefused as refused:
             await interaction.response.send_message(refused.user_message, ephemeral=True)
             return None
-        return await self.from_interaction(interaction, request)
+        return await self.from_interaction(interaction, prepared.request, notes=prepared.notes)
 
     async def from_reaction(
         self, original: Job, *, user: discord.abc.User, request: GenerationRequest
@@ -229,19 +223,22 @@ class JobLauncher:
         await self.services.jobs.attach_status_message(job, message.id)
         return message
 
-    async def _acknowledge(self, interaction: discord.Interaction, job: Job) -> None:
+    async def _acknowledge(
+        self, interaction: discord.Interaction, job: Job, notes: Sequence[str] = ()
+    ) -> None:
         """Answer the member privately, then post the public status message."""
         text = (
             f"Your clip is on its way: {job.cost} credits reserved, refunded if it fails."
             f" Seed {job.request.seed}."
         )
-        await interaction.response.send_message(text, ephemeral=True)
+        told = "".join(f"\n{note}" for note in notes)
+        await interaction.response.send_message(text + told, ephemeral=True)
         message = await self._post_status(job)
         if message is None:
             return
         with contextlib.suppress(discord.HTTPException):  # a convenience link only
             await interaction.edit_original_response(
-                content=f"{text} Follow it here: {message.jump_url}"
+                content=f"{text} Follow it here: {message.jump_url}{told}"
             )
 
 

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.models import NEGATIVE_PROMPT_MAX_CHARS, PROMPT_MAX_CHARS, SEED_MAX, Mode, PikaModel
 from bot.requests import RequestOptions
-from cogs.launcher import JobLauncher, image_urls
+from cogs.launcher import JobLauncher
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -95,7 +95,7 @@ class PikaCog(commands.Cog):
         )
         await self.launcher.from_options(
             interaction,
-            lambda: RequestOptions(
+            RequestOptions(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 aspect=aspect.value if aspect else None,
@@ -104,8 +104,8 @@ class PikaCog(commands.Cog):
                 seed=seed,
                 model=model.value if model else None,
                 mode=Mode.IMAGE if image else Mode.TEXT,
-                image_urls=image_urls([image]) if image else (),
             ),
+            images=[image] if image else [],
             default_model=self.services.settings.default_model,
         )
 

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.models import NEGATIVE_PROMPT_MAX_CHARS, PROMPT_MAX_CHARS, SEED_MAX, Mode, PikaModel
 from bot.requests import RequestOptions
-from cogs.launcher import JobLauncher, image_urls
+from cogs.launcher import JobLauncher
 from cogs.pika import ASPECTS, DURATIONS, RESOLUTIONS
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class ScenesCog(commands.Cog):
         images = [i for i in (image1, image2, image3, image4, image5, image6) if i is not None]
         await self.launcher.from_options(
             interaction,
-            lambda: RequestOptions(
+            RequestOptions(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 aspect=aspect.value if aspect else None,
@@ -88,9 +88,9 @@ class ScenesCog(commands.Cog):
                 seed=seed,
                 model=PikaModel.V2_2.value,
                 mode=Mode.SCENES,
-                image_urls=image_urls(images),
                 ingredients_mode=ingredients.value if ingredients else "creative",
             ),
+            images=images,
             default_model=PikaModel.V2_2,
         )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.bot_process import ROOT
-from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID
+from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID, Upload
 from tests.fakes.stack import Stack, description, footer, running_stack
 from tests.polling import eventually
 
@@ -126,6 +126,35 @@ async def test_e2e_bad_flag_gets_friendly_ephemeral_error(stack: Stack):
     assert stack.ledger() == []
 
 
+async def test_e2e_images_are_checked_by_their_bytes(stack: Stack):
+    """/pika's image and /pika-scenes' images are fetched from the CDN and judged by their
+    first bytes before anything is reserved: a name or a declared type proves nothing."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    gif = b"GIF89a" + b"\x00" * 64
+    for upload, fragment in (
+        (Upload("frame.png", b"just text", "image/png"), "`frame.png` is not a PNG, JPEG or WebP"),
+        (Upload("empty.png", b"", "image/png"), "`empty.png` is empty"),
+        (Upload("anim.png", gif, "image/png"), "`anim.png` is not a PNG, JPEG or WebP"),
+    ):
+        _, callback = await pika(stack, prompt="a kite", image=upload)
+        assert callback.ephemeral and fragment in callback.data["content"]
+    scenes = await stack.discord.slash(
+        "pika-scenes",
+        {"prompt": "friends", "image1": Upload("a.png", png, "image/png")},
+        attachments={"image2": Upload("b.png", gif, "image/png")},
+    )
+    callback = await scenes.response(timeout=5)
+    assert callback.ephemeral and "`b.png` is not a PNG" in callback.data["content"]
+    assert stack.ledger() == [] and stack.fal.count("submit") == 0
+    cursor = stack.discord.cursor()
+    _, callback = await pika(stack, prompt="a kite", image=Upload("frame.png", png, "image/png"))
+    assert "credits reserved" in callback.data["content"]
+    await stack.delivered(cursor)
+    submit = stack.fal.recorded("submit")[0]
+    assert submit.path == "/fal-ai/pika/v2.2/image-to-video"
+    assert submit.json["image_url"].startswith(f"{stack.discord.base_url}/attachments/")
+
+
 async def test_e2e_credits_command_shows_balance(stack: Stack):
     """/credits shows what is left, the price of a 5 s 720p clip, and the reset time."""
     interaction = await stack.discord.slash("credits", {}, channel_id=CHANNEL_ID, user_id=USER_ID)
@@ -177,11 +206,13 @@ async def test_e2e_sigterm_shuts_down_cleanly(stack: Stack):
 
 
 async def test_e2e_pika_options_reach_fal_exactly(stack: Stack):
-    """Every /pika option becomes the matching field at the chosen model's fal endpoint."""
+    """Every /pika option becomes the matching field at the chosen model's fal endpoint;
+    Pika's own Discord flags (no such fields in Pika 2.x) are taken out, and the member is
+    told privately what was ignored and what was left as text."""
     cursor = stack.discord.cursor()
     _, callback = await pika(
         stack,
-        prompt="harbour at dawn -ar 1:1 -seed 5",
+        prompt="harbour at \u200bdawn -ar 1:1 -fps 24 -seed 5 -camera zoom in -gs 8 -hd",
         negative_prompt="people",
         aspect="4:5",
         duration=10,
@@ -189,12 +220,15 @@ async def test_e2e_pika_options_reach_fal_exactly(stack: Stack):
         seed=77,
         model="2.1",
     )
-    assert "80 credits reserved" in callback.data["content"]
+    answer = callback.data["content"]
+    assert "80 credits reserved" in answer
+    assert "I took `-fps 24`, `-camera zoom in`, `-gs 8` out of your prompt" in answer
+    assert "`-hd` is not a flag I know" in answer
     await stack.delivered(cursor)
     submit = stack.fal.recorded("submit")[0]
     assert submit.path == "/fal-ai/pika/v2.1/text-to-video"
     assert submit.json == {
-        "prompt": "harbour at dawn",
+        "prompt": "harbour at dawn -hd",
         "negative_prompt": "people",
         "aspect_ratio": "4:5",
         "resolution": "720p",
@@ -222,7 +256,26 @@ async def test_e2e_pika_command_is_described_with_choices(stack: Stack):
     assert options["seed"]["max_value"] == 2**31 - 1
     assert options["prompt"]["required"] is True
     assert options["image"]["type"] == 11
-    assert command.get("contexts") in (None, [0]) or command.get("dm_permission") is False
+
+
+async def test_e2e_commands_work_in_servers_only(stack: Stack):
+    """Every command is synced for servers only; a /pika that still arrives from a DM (a
+    client with a stale command list) is answered privately, and nothing is reserved."""
+    for command in stack.discord.commands(GUILD_ID):
+        assert (command["contexts"], command["dm_permission"]) == ([0], False), command["name"]
+    with pytest.raises(LookupError, match="not offered in direct messages"):
+        await stack.discord.slash("pika", {"prompt": "a fox"}, guild_id=None)
+    interaction = await stack.discord.slash(
+        "pika", {"prompt": "a fox"}, guild_id=None, user_id=USER_ID, strict=False
+    )
+    callback = await interaction.response(timeout=5)
+    assert callback.ephemeral
+    assert callback.data["content"] == (
+        "/pika works in servers only, not in direct messages: use it in a channel of a server"
+        " that has the bot."
+    )
+    assert stack.ledger() == [] and stack.job_states() == []
+    assert stack.fal.count("submit") == 0
 
 
 async def test_e2e_sync_command_forces_a_sync(stack: Stack, tmp_path: Path):

@@ -157,10 +157,28 @@ def test_policy_usd_caps():
     check_spend(p, SpendState(guild_usd=Decimal("0.80")), Decimal("0.20"))
     with pytest.raises(SpendingCapReached) as refused:
         check_spend(p, SpendState(guild_usd=Decimal("0.81")), Decimal("0.20"))
-    assert "server's" in refused.value.user_message
+    assert refused.value.user_message == (
+        "This clip costs $0.20 at the provider, but this server's monthly spending limit of"
+        " $1.00 has $0.19 left this month ($0.81 spent)."
+    )
     with pytest.raises(SpendingCapReached) as refused:
         check_spend(None, SpendState(bot_usd=Decimal(5), bot_cap=Decimal(5)), Decimal("0.2"))
-    assert "bot's" in refused.value.user_message
+    assert "the bot's monthly spending limit of $5.00 has $0.00 left" in (
+        refused.value.user_message
+    )
+
+
+def test_policy_usd_cap_below_one_clip_says_so():
+    """A cap smaller than one clip's price is not "reached": say the price and the cap."""
+    ends = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(SpendingCapReached) as refused:
+        check_spend(
+            policy(monthly_usd_cap=Decimal("0.25")), SpendState(month_ends=ends), Decimal("0.40")
+        )
+    message = refused.value.user_message
+    assert "$0.40" in message and "$0.25" in message
+    assert "more than this server's whole monthly spending limit" in message
+    assert "reached" not in message and "$0.00" not in message
 
 
 # -- through the job service: refused before any credit is reserved ---------------------

@@ -98,6 +98,17 @@ def channel(c: Channel, *, permissions: int | None = None) -> dict[str, Any]:
     return data
 
 
+def dm_channel(channel_id: int, recipient: User) -> dict[str, Any]:
+    """A direct-message channel object (type 1) with its one recipient."""
+    return {
+        "id": str(channel_id),
+        "type": 1,
+        "last_message_id": None,
+        "flags": 0,
+        "recipients": [user(recipient)],
+    }
+
+
 def guild(g: Guild, *, full: bool = False, members: list[Member] | None = None) -> dict[str, Any]:
     """A guild object; ``full`` adds the GUILD_CREATE extras (channels, members, ...)."""
     data: dict[str, Any] = {

@@ -214,6 +214,7 @@ class DiscordDouble:
         self.faults: list[Fault] = []
         self.errors: list[str] = []
         self.command_syncs: list[tuple[int | None, float]] = []
+        self._dm_channels: dict[int, int] = {}
         self.host = "127.0.0.1"
         self.port = 0
         self.gateway = Gateway(self, heartbeat_interval_ms)
@@ -539,12 +540,31 @@ class DiscordDouble:
                     return cmd
         return None
 
+    def _find_dm_command(self, name: str) -> dict[str, Any] | None:
+        """The command a client could show in a DM: a global one, else (for a client that
+        still lists it) any guild's, so its option types are known."""
+        found = self._find_command(name, None)
+        for guild_id in self.world.guild_commands:
+            found = found or self._find_command(name, guild_id)
+        return found
+
+    @staticmethod
+    def _offered_in_dms(definition: dict[str, Any] | None) -> bool:
+        """Whether Discord offers a synced command in the bot's DMs (context 1)."""
+        if definition is None or definition.get("guild_id"):
+            return False
+        contexts = definition.get("contexts")
+        if contexts is not None:
+            return 1 in contexts
+        return definition.get("dm_permission") is not False
+
+    def dm_channel_id(self, user_id: int) -> int:
+        """The id of the DM channel between the bot and ``user_id`` (made on first use)."""
+        return self._dm_channels.setdefault(user_id, snowflake())
+
     def _interaction_base(
-        self, type_: int, guild_id: int, channel_id: int, user_id: int
+        self, type_: int, guild_id: int | None, channel_id: int, user_id: int
     ) -> tuple[Interaction, dict[str, Any]]:
-        guild = self.world.guilds[guild_id]
-        channel = guild.channels[channel_id]
-        member = guild.members[user_id]
         iid = snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         payload: dict[str, Any] = {
@@ -553,20 +573,37 @@ class DiscordDouble:
             "type": type_,
             "token": token,
             "version": 1,
-            "guild_id": str(guild_id),
-            "guild": {"id": str(guild_id), "locale": guild.locale, "features": []},
-            "channel_id": str(channel_id),
-            "channel": payloads.channel(channel, permissions=guild.permissions_of(user_id)),
-            "member": payloads.member(member, guild, with_permissions=True),
-            "app_permissions": str(guild.permissions_of(self.bot_id)),
             "locale": "en-US",
-            "guild_locale": guild.locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild_id)},
-            "context": 0,
-            "attachment_size_limit": guild.upload_limit,
         }
+        if guild_id is None:  # a DM with the bot: a user, no member, no guild
+            channel_id = self.dm_channel_id(user_id)
+            payload |= {
+                "channel_id": str(channel_id),
+                "channel": payloads.dm_channel(channel_id, self.world.users[user_id]),
+                "user": payloads.user(self.world.users[user_id]),
+                "app_permissions": str(DEFAULT_PERMISSIONS),
+                "authorizing_integration_owners": {"0": str(user_id)},
+                "context": 1,
+                "attachment_size_limit": 10 * MiB,
+            }
+        else:
+            guild = self.world.guilds[guild_id]
+            channel = guild.channels[channel_id]
+            member = guild.members[user_id]
+            payload |= {
+                "guild_id": str(guild_id),
+                "guild": {"id": str(guild_id), "locale": guild.locale, "features": []},
+                "channel_id": str(channel_id),
+                "channel": payloads.channel(channel, permissions=guild.permissions_of(user_id)),
+                "member": payloads.member(member, guild, with_permissions=True),
+                "app_permissions": str(guild.permissions_of(self.bot_id)),
+                "guild_locale": guild.locale,
+                "authorizing_integration_owners": {"0": str(guild_id)},
+                "context": 0,
+                "attachment_size_limit": guild.upload_limit,
+            }
         record = Interaction(iid, token, type_, payload, guild_id, channel_id, user_id)
         record._future = asyncio.get_running_loop().create_future()
         record._double = self
@@ -636,7 +673,7 @@ class DiscordDouble:
         name: str,
         options: dict[str, Any] | None = None,
         *,
-        guild_id: int = GUILD_ID,
+        guild_id: int | None = GUILD_ID,
         channel_id: int = CHANNEL_ID,
         user_id: int = USER_ID,
         attachments: dict[str, Upload | tuple[str, bytes] | tuple[str, bytes, str]] | None = None,
@@ -651,16 +688,27 @@ class DiscordDouble:
         Attachment options (type 11) take an ``Upload`` (or ``(filename, bytes[, type])``),
         in ``options`` or ``attachments``; the file lands in ``data.resolved.attachments``
         and is served by the double's CDN URL.
+
+        ``guild_id=None`` sends it from the member's DM with the bot (``channel_id`` is then
+        ignored). With ``strict``, as in Discord's client, only a global command whose
+        ``contexts`` include DMs can be sent there; ``strict=False`` sends it anyway, as a
+        client with a stale command list would.
         """
         values: dict[str, Any] = dict(options or {})
         values.update(attachments or {})
         path = name.split()
-        definition = self._find_command(path[0], guild_id)
+        if guild_id is None:
+            definition = self._find_dm_command(path[0])
+            if strict and not self._offered_in_dms(definition):
+                raise LookupError(f"/{path[0]} is not offered in direct messages")
+        else:
+            definition = self._find_command(path[0], guild_id)
         if definition is None and strict:
             known = [c["name"] for c in self.commands() + self.commands(guild_id)]
             raise LookupError(f"/{path[0]} is not synced (synced: {known})")
         record, payload = self._interaction_base(2, guild_id, channel_id, user_id)
-        guild = self.world.guilds[guild_id]
+        channel_id = record.channel_id
+        guild = self.world.guilds[guild_id] if guild_id is not None else Guild(0, "DM", 0)
         resolved: dict[str, dict[str, Any]] = {}
 
         defs = (definition or {}).get("options", [])
@@ -695,7 +743,7 @@ class DiscordDouble:
             "type": 1,
             "options": opts,
         }
-        if definition is not None and definition.get("guild_id"):
+        if definition is not None and definition.get("guild_id") and guild_id is not None:
             data["guild_id"] = definition["guild_id"]
         if resolved:
             data["resolved"] = resolved
