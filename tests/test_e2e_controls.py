@@ -261,3 +261,30 @@ async def test_e2e_unusable_status_message_is_replaced(stack: Stack, status: int
     assert len(statuses) == 2 and statuses[0].id == first.id
     assert stack.job_column("status_message_id") == [statuses[1].id]
     assert "Done" in description(statuses[1])
+
+
+async def test_e2e_rerun_reaction_right_after_the_video_appears_is_not_lost(stack: Stack):
+    """🔁 added while the bot still talks to Discord about the fresh post starts the rerun.
+
+    Discord is held on the bot's own 🔁 (the first call after the post), so the member's 🔁
+    arrives before the bot has finished; the result message id must already be stored.
+    """
+    slow = stack.discord.hold("PUT /channels/{c}/messages/{m}/reactions/*")
+    try:
+        cursor = stack.discord.cursor()
+        await stack.pika(prompt="a lighthouse", seed=11)
+        first = await stack.delivered(cursor)
+        await slow.wait_arrived()
+        cursor = stack.discord.cursor()
+        await stack.discord.react(CHANNEL_ID, first.id, "🔁", ADMIN_ID)
+        # The database and fal belong to the bot: poll (bounded) for the rerun's submit.
+        async with asyncio.timeout(15):
+            while stack.fal.count("submit") < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        slow.release()
+    second = await stack.delivered(cursor)
+    assert f"<@{ADMIN_ID}>" in second.content
+    await settled(stack, 2)
+    assert stack.job_column("user_id") == [USER_ID, ADMIN_ID]
+    assert stack.job_column("result_message_id") == [first.id, second.id]
