@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord import ADMIN_ID, CHANNEL_ID, USER_ID
+from tests.fakes.fal import Reply
 from tests.fakes.stack import Stack, description, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -288,3 +289,34 @@ async def test_e2e_rerun_reaction_right_after_the_video_appears_is_not_lost(stac
     await settled(stack, 2)
     assert stack.job_column("user_id") == [USER_ID, ADMIN_ID]
     assert stack.job_column("result_message_id") == [first.id, second.id]
+
+
+async def test_e2e_cancel_refused_by_the_provider_says_why_and_refunds_nothing(stack: Stack):
+    """fal answers that it cannot cancel: the member is told why, the clip goes on, charged."""
+    stack.fal.queue_positions = tuple(range(200, 0, -1))
+    stack.fal.stream_interval = 0.1
+    stack.fal.cancel_replies.append(Reply(400, {"status": "ALREADY_COMPLETED"}))
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="too late to stop")
+    status = await stack.discord.wait_for_message(
+        lambda m: "Queued" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=20,
+        after=cursor,
+        kinds=("message_create", "message_update"),
+    )
+    job_id = stack.job_column("id")[0]
+    click = await stack.discord.click(status.id, f"pikabot:cancel:{job_id}", user_id=USER_ID)
+    await click.response(timeout=5)
+    await stack.discord.wait_for(
+        lambda e: e.kind == "followup" and e.interaction is click, timeout=10, after=cursor
+    )
+    answer = click.followups[0]
+    assert answer.flags & 64  # ephemeral
+    assert "could not stop" in answer.content and "charged" in answer.content
+    assert stack.fal.count("cancel") == 1
+    stack.fal.queue_positions = ()  # fal finishes the clip it would not cancel
+    await stack.delivered(cursor)
+    await settled(stack, 1)
+    assert stack.job_states() == ["delivered"]
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
