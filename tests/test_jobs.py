@@ -143,6 +143,7 @@ async def test_job_delivers_video_and_charges_once(world: World):
     done = await run(world, job, front)
     assert done.state is JobState.DELIVERED
     assert done.result_message_id == 5000 + job.id
+    assert front.shown_delivered == [5000 + job.id]
     assert front.delivered_bytes == world.fal.video
     assert front.deliveries == 1
     states = [p.state for p in front.progress_seen]
@@ -326,6 +327,7 @@ async def test_job_restart_after_post_charges_without_reposting(world: World):
     assert done is not None and done.state is JobState.DELIVERED
     assert done.result_message_id == 777
     assert front.deliveries == 0
+    assert front.shown_delivered == [777]  # the same finishing step as a fresh post
     assert (await restarted.quotas.balance(ORIGIN.guild_id)).spent == 20
     await restarted.service.close()
 
