@@ -73,6 +73,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 """How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
 ALREADY_ENDED = "This job has already ended."
 ALREADY_MADE = "Too late to cancel: the video is already made and is being posted here."
+STILL_SENDING = "The video service is still taking this request. Please try again in a moment."
 PROVIDER_CANNOT_CANCEL = (
     "The video service can't stop a clip once it has started, so it can't be cancelled:"
     " it will be posted here and is charged."
@@ -382,6 +383,8 @@ class JobService:
         job = await self._current(job_id)
         if job is None:
             raise CannotCancel("I can't find that job any more.")
+        if job_id in self._critical:  # a submit still in flight after the wait: never cut it
+            raise CannotCancel(STILL_SENDING)
         refusal = self.cancel_refusal(job)
         if refusal is not None:
             raise CannotCancel(refusal)

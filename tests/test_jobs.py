@@ -471,6 +471,23 @@ async def test_job_cancel_refused_by_fal_is_not_refunded(world: World):
     assert kinds == ["reserve", "charge"]
 
 
+async def test_job_cancel_during_submit_waits_for_it_then_cancels_at_fal(world: World):
+    """A Cancel while the submit is on its way does not cut it (fal would keep the job
+    unknown to us): it waits for fal's answer, then cancels there and refunds."""
+    world.fal.delay = 0.3
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(10_000, 0, -1))
+    job = await world.service.create(request(), ORIGIN)
+    world.service.start(job, RecordingFrontEnd())
+    async with asyncio.timeout(5):  # bounded poll: the submit has no event of its own
+        while job.state is not JobState.SUBMITTING:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    cancelled = await world.service.cancel(job.id, reason="Cancelled by ada.")
+    assert cancelled.state is JobState.CANCELLED
+    assert world.fal.count("submit") == 1 and world.fal.count("cancel") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
 @pytest.fixture
 async def gateway_world(
     tmp_path: Path, session: aiohttp.ClientSession
