@@ -57,6 +57,9 @@ class RecordingFrontEnd:
         """Nothing was posted before (no restarts here)."""
         return None
 
+    async def show_delivered(self, job: Job, message_id: int | None) -> None:
+        """Nothing more to show."""
+
     async def failed(self, job: Job, reason: str) -> None:
         """Record a failure."""
         self.failed_with[job.id] = reason

@@ -13,11 +13,18 @@ SUBMITTING            the submit may or may not have reached the provider and th
                       bot restarted); a clip the provider still makes is never posted
 QUEUED / GENERATING   follow the stored provider handle again
 DOWNLOADING           download again from the stored result URL
-POSTING               ask the front end whether the video was already posted; post if not
+POSTING               the result message id stored when the post went out, else ask the
+                      front end whether the video was already posted; post if not. A found
+                      post goes through the same steps as a fresh one (:meth:`_delivered`)
 ====================  =====================================================================
 
 The video's delivery and the charge are one transaction with the DELIVERED state; every
 failure refunds in one transaction with the FAILED state.
+
+Cancelling refunds only work the provider does not bill: a job still in the bot's own line
+(PENDING) is always cancellable; once submitted, only on a provider that can really cancel
+(``Capabilities.can_cancel``) and only after it agreed to. Elsewhere the clip is delivered and
+charged, and the member is told why (:meth:`JobService.cancel_refusal`).
 """
 
 from __future__ import annotations
@@ -64,6 +71,17 @@ FOLLOW_ATTEMPTS = 6
 """How often following a job is resumed after a provider outage before the job fails."""
 SHUTDOWN_GRACE_SECONDS = 10.0
 """How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
+ALREADY_ENDED = "This job has already ended."
+ALREADY_MADE = "Too late to cancel: the video is already made and is being posted here."
+STILL_SENDING = "The video service is still taking this request. Please try again in a moment."
+PROVIDER_CANNOT_CANCEL = (
+    "The video service can't stop a clip once it has started, so it can't be cancelled:"
+    " it will be posted here and is charged."
+)
+PROVIDER_REFUSED_CANCEL = (
+    "The video service could not stop this clip (it may be nearly done), so it goes on:"
+    " it will be posted here and is charged."
+)
 
 
 class JobObserver(Protocol):
@@ -74,11 +92,23 @@ class JobObserver(Protocol):
         ...
 
     async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
-        """Deliver the video; return the id of the message that holds it, if any."""
+        """Post the video; return the id of the message that holds it, if any.
+
+        Only the post itself: the service stores the id at once (🔁 reactions and restarts
+        find the job by it), then calls :meth:`show_delivered`.
+        """
         ...
 
     async def already_delivered(self, job: Job) -> int | None:
         """After a restart in POSTING: the id of a result message already posted, if any."""
+        ...
+
+    async def show_delivered(self, job: Job, message_id: int | None) -> None:
+        """The video is posted: finish the status (done, no Cancel) and invite reruns.
+
+        Called once per delivery, after a fresh post and after a restart found the post, so
+        it must be safe to repeat for the same message.
+        """
         ...
 
     async def failed(self, job: Job, reason: str) -> None:
@@ -96,6 +126,10 @@ class ProviderGone(ProviderError):
         "The video service this clip was sent to is no longer used by this bot."
         " Your credits were refunded."
     )
+
+
+class CannotCancel(RequestRefused):
+    """A cancel that would refund work the provider still does (and bills), or too late."""
 
 
 class NotEnoughCredits(RequestRefused):
@@ -162,7 +196,10 @@ class JobService:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closing = False
         self._cancel_requests: dict[int, str] = {}
-        self._critical: set[asyncio.Future[None]] = set()
+        self._critical: dict[int, asyncio.Future[None]] = {}
+        """Per job: a submit or post in flight, which must not be cut in half."""
+        self._live: dict[int, Job] = {}
+        """The job objects the running tasks move along (their state is the current one)."""
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -273,7 +310,13 @@ class JobService:
         """Run ``job`` in the background; the task ends when the job is terminal."""
         task = asyncio.create_task(self.run(job, observer), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        self._live[job.id] = job
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(job.id, None)
+            self._live.pop(job.id, None)
+
+        task.add_done_callback(forget)
         return task
 
     async def attach_status_message(self, job: Job, message_id: int) -> None:
@@ -297,40 +340,92 @@ class JobService:
         _, pending = await asyncio.wait(tasks, timeout=within)
         return not pending
 
-    async def cancel(self, job_id: int, *, reason: str) -> Job | None:
-        """Cancel a queued or running job and refund it; None if it is too late to cancel.
+    def cancel_refusal(self, job: Job) -> str | None:
+        """Why ``job`` cannot be cancelled with a refund now (member-facing); None if it can.
 
-        A job that is downloading or posting has been made and paid for at the provider, so
-        it is delivered rather than cancelled.
+        Before the submit nothing is billed, so a job in the bot's own line always can. Once
+        the provider has it, only a provider that can really cancel is asked (it may still
+        refuse, see :meth:`cancel`); elsewhere the provider goes on making and billing the
+        clip, so it is delivered and charged. A made video is always delivered.
         """
-        job = await self.jobs.get(job_id)
-        if job is None or job.state.terminal:
-            return None
+        if job.state.terminal:
+            return ALREADY_ENDED
         if job.state in (JobState.DOWNLOADING, JobState.POSTING):
-            return None
+            return ALREADY_MADE
+        if job.state in (JobState.QUEUED, JobState.GENERATING):
+            provider = self.providers.get(job.provider)
+            if provider is not None and not provider.capabilities.can_cancel:
+                return PROVIDER_CANNOT_CANCEL
+        return None
+
+    def can_cancel(self, job: Job) -> bool:
+        """Whether a Cancel control should be offered for ``job`` in its current state."""
+        return self.cancel_refusal(job) is None
+
+    async def _current(self, job_id: int) -> Job | None:
+        """The job as it is now; a submit or post in flight is waited for first (bounded)."""
+        for _ in range(3):
+            job = self._live.get(job_id) or await self.jobs.get(job_id)
+            in_flight = self._critical.get(job_id)
+            if job is None or in_flight is None:
+                return job
+            await asyncio.wait({in_flight}, timeout=SHUTDOWN_GRACE_SECONDS)
+        return self._live.get(job_id) or await self.jobs.get(job_id)
+
+    async def cancel(self, job_id: int, *, reason: str) -> Job:
+        """Cancel a job and refund it, where that stops the provider's work; else refuse.
+
+        Raises :class:`CannotCancel` with the member-facing reason when the job has ended,
+        its video is already made, or the provider goes on with it (it cannot cancel, or it
+        refused to): money is never refunded for a clip the provider still makes and bills.
+        A submit in flight is waited for, so the decision is made on a known state.
+        """
+        job = await self._current(job_id)
+        if job is None:
+            raise CannotCancel("I can't find that job any more.")
+        if job_id in self._critical:  # a submit still in flight after the wait: never cut it
+            raise CannotCancel(STILL_SENDING)
+        refusal = self.cancel_refusal(job)
+        if refusal is not None:
+            raise CannotCancel(refusal)
+        if job.state in (JobState.QUEUED, JobState.GENERATING) and job.provider_handle:
+            if not await self._cancel_at_provider(job):
+                log.info("job.cancel_refused_by_provider", job_id=job.id, provider=job.provider)
+                raise CannotCancel(PROVIDER_REFUSED_CANCEL)
+            if job.state in (JobState.DOWNLOADING, JobState.POSTING) or job.state.terminal:
+                raise CannotCancel(self.cancel_refusal(job) or ALREADY_MADE)
+        # From the check above to here nothing was awaited but the provider's own answer, so
+        # the job is not in the middle of a submit: stopping its task cuts nothing in half.
         task = self._tasks.get(job_id)
-        if task is None:
+        if task is None or task.done():
             # Not running in this process (say, refused a slot at start-up): settle it here.
             self.scheduler.forget(job_id)
-            await self._cancel_at_provider(job)
             await self._settle_failure(job, reason, JobState.CANCELLED)
             return job
         self._cancel_requests[job_id] = reason
         task.cancel()
         await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_SECONDS)
-        return await self.jobs.get(job_id)
+        stored = await self.jobs.get(job_id)
+        assert stored is not None
+        if not stored.state.terminal and task.done():
+            # Cancelled before it ever ran, so its own handler did not settle it.
+            self._cancel_requests.pop(job_id, None)
+            self.scheduler.forget(job_id)
+            await self._settle_failure(stored, reason, JobState.CANCELLED)
+        return stored
 
     @contextlib.asynccontextmanager
-    async def _critical_section(self) -> AsyncIterator[None]:
-        """A step that must not be cut in half by a shutdown (a submit, a post)."""
+    async def _critical_section(self, job_id: int) -> AsyncIterator[None]:
+        """A step of a job that must not be cut in half by a shutdown or a cancel."""
         if self._closing:
             raise asyncio.CancelledError  # leave the job in its persisted state for resume
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._critical.add(done)
+        self._critical[job_id] = done
         try:
             yield
         finally:
-            self._critical.discard(done)
+            if self._critical.get(job_id) is done:
+                del self._critical[job_id]
             if not done.done():
                 done.set_result(None)
 
@@ -342,7 +437,7 @@ class JobService:
         """
         self._closing = True
         if self._critical:
-            await asyncio.wait(set(self._critical), timeout=SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait(set(self._critical.values()), timeout=SHUTDOWN_GRACE_SECONDS)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -358,6 +453,7 @@ class JobService:
         status: LatestWins[Progress] = LatestWins(
             lambda p: observer.progress(job, p), min_interval=self.limits.status_interval
         )
+        self._live[job.id] = job
         try:
             async with self.scheduler.slot(job.id, job.origin.guild_id, _in_line(job, status)):
                 await self._run(job, observer, status, bound)
@@ -372,8 +468,8 @@ class JobService:
             if reason is None:
                 bound.info("job.suspended", state=job.state.value)
                 raise
+            # cancel() stopped the provider's work (or there was none yet) before this.
             bound.info("job.cancelled", state=job.state.value)
-            await self._cancel_at_provider(job)
             await self._settle_failure(job, reason, JobState.CANCELLED)
             with contextlib.suppress(Exception):
                 await observer.failed(job, reason)
@@ -383,6 +479,8 @@ class JobService:
             await self._fail(job, observer, GENERIC_FAILURE)
         finally:
             await status.close()
+            if job.id not in self._tasks:
+                self._live.pop(job.id, None)
 
     async def _run(
         self,
@@ -423,28 +521,53 @@ class JobService:
                 filename=f"pika-{job.id}.mp4",
             )
             try:
-                async with self._critical_section():
+                async with self._critical_section(job.id):
                     await self.jobs.update(job, state=JobState.POSTING)
                     status.publish(Progress(JobState.POSTING))
                     await status.close()
                     message_id = await observer.delivered(job, video)
-                    await self._finish(job, message_id, bound)
+                    await self._delivered(job, observer, message_id, bound)
             finally:
                 video.discard()
             return
         if job.state is JobState.POSTING:
-            message_id = await observer.already_delivered(job)
+            # The id is stored the moment the post exists; an older post is looked for.
+            message_id = job.result_message_id or await observer.already_delivered(job)
             if message_id is None:
                 # Not posted before the restart: fetch and post it now.
                 await self.jobs.update(job, state=JobState.DOWNLOADING)
                 await self._run(job, observer, status, bound)
                 return
-            await self._finish(job, message_id, bound)
+            await status.close()
+            async with self._critical_section(job.id):
+                await self._delivered(job, observer, message_id, bound)
+
+    async def _delivered(
+        self,
+        job: Job,
+        observer: JobObserver,
+        message_id: int | None,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """The video is in front of the member: the one path after a fresh post and after a
+        restart found the post.
+
+        The result message id is stored first, before any other Discord call, so a 🔁 added
+        at once (and a restart) finds the job by it; then the front end finishes the status
+        and invites reruns; then the charge. Each step is safe to repeat after a restart.
+        """
+        if message_id is not None and job.result_message_id != message_id:
+            await self.jobs.update(job, result_message_id=message_id)
+        try:
+            await observer.show_delivered(job, message_id)
+        except Exception:
+            bound.warning("job.delivery_not_shown", exc_info=True)
+        await self._finish(job, bound)
 
     async def _submit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
         provider = self.provider_for(job)
         breaker = self.breakers[provider.name]
-        async with self._critical_section():
+        async with self._critical_section(job.id):
             await self.jobs.update(job, state=JobState.SUBMITTING)
             try:
                 handle = await provider.submit(job.request)
@@ -496,19 +619,11 @@ class JobService:
                 status.publish(Progress(JobState.GENERATING))
         raise ProviderError("the provider's status ended without a result")
 
-    async def _finish(
-        self, job: Job, message_id: int | None, bound: structlog.typing.FilteringBoundLogger
-    ) -> None:
+    async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
         async with self._store.transaction() as db:
             if job.reservation_id is not None:
                 await self._quotas.charge_in(db, job.reservation_id, job_id=job.id)
-            await self.jobs.update_in(
-                db,
-                job,
-                state=JobState.DELIVERED,
-                result_message_id=message_id,
-                finished_at=utcnow(),
-            )
+            await self.jobs.update_in(db, job, state=JobState.DELIVERED, finished_at=utcnow())
         bound.info(
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
@@ -527,12 +642,17 @@ class JobService:
         except Exception:
             log.warning("job.failure_not_shown", job_id=job.id, exc_info=True)
 
-    async def _cancel_at_provider(self, job: Job) -> None:
+    async def _cancel_at_provider(self, job: Job) -> bool:
+        """Ask the provider to drop the job; True only when it confirmed it did."""
         if job.provider_handle is None:
-            return
-        with contextlib.suppress(ProviderError, asyncio.TimeoutError):
+            return False
+        handle = ProviderHandle.from_json(job.provider_handle)
+        try:
             async with asyncio.timeout(10):
-                await self.provider_for(job).cancel(ProviderHandle.from_json(job.provider_handle))
+                return await self.provider_for(job).cancel(handle)
+        except (ProviderError, TimeoutError):
+            log.warning("job.provider_cancel_failed", job_id=job.id, exc_info=True)
+            return False
 
 
 def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | None:

@@ -62,6 +62,9 @@ class TerminalObserver:
         """A terminal run is never resumed elsewhere."""
         return None
 
+    async def show_delivered(self, job: Job, message_id: int | None) -> None:
+        """The "saved" line was printed when the file was moved: nothing more to show."""
+
     async def failed(self, job: Job, reason: str) -> None:
         """Print the reason."""
         self.error = reason

@@ -37,6 +37,7 @@ class LatestWins(Generic[T]):
         self._last_sent_at: float | None = None
         self._pending: T | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sending = False
         self.sent = 0
 
     def publish(self, value: T) -> None:
@@ -57,17 +58,31 @@ class LatestWins(Generic[T]):
             if value is None or value == self._last_sent:
                 continue
             self._last_sent, self._last_sent_at = value, self._clock()
+            self._sending = True
             try:
                 await self._send(value)
                 self.sent += 1
             except Exception:
                 # A status edit that fails must never fail the job; the next one may work.
                 log.warning("status.update_failed", exc_info=True)
+            finally:
+                self._sending = False
 
-    async def close(self) -> None:
-        """Drop whatever is pending and wait for a send in progress to end."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Drop whatever is pending and wait (up to ``grace`` seconds) for a send in progress.
+
+        A send cut off half-way could still land after whatever the caller shows next (a
+        failure notice, "done"), so it is waited for, not cancelled; only a wait for the next
+        interval is cut short. A send still running after ``grace`` is cancelled.
+        """
         self._pending = None
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._sending:
+            # ``asyncio.wait`` does not cancel the send if the caller itself is cancelled.
+            await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task

@@ -12,7 +12,8 @@ import discord
 import structlog
 from discord.ext import commands
 
-from bot.models import Job, JobState
+from bot.jobs import CannotCancel
+from bot.models import Job
 from bot.reruns import Variant, rerun_request
 from cogs.launcher import JobLauncher
 from cogs.views import DYNAMIC_ITEMS
@@ -88,11 +89,10 @@ async def cancel_from_button(interaction: discord.Interaction, job_id: int) -> N
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
     reason = f"Cancelled by {interaction.user.display_name}. {job.cost} credits were refunded."
-    cancelled = await _bot(interaction).services.jobs.cancel(job.id, reason=reason)
-    if cancelled is None or cancelled.state is not JobState.CANCELLED:
-        await interaction.followup.send(
-            "Too late to cancel: this video is already finished or being posted.", ephemeral=True
-        )
+    try:
+        await _bot(interaction).services.jobs.cancel(job.id, reason=reason)
+    except CannotCancel as refused:
+        await interaction.followup.send(refused.user_message, ephemeral=True)
         return
     await interaction.followup.send(f"Cancelled; {job.cost} credits refunded.", ephemeral=True)
 

@@ -55,15 +55,14 @@ class DiscordJobObserver:
     async def _show(self, job: Job, embed: discord.Embed, *, final: bool = False) -> None:
         """Edit the status message; post a new one if it is gone or too old to edit.
 
-        A final edit removes the Cancel button; progress edits leave the buttons alone.
+        The Cancel button is shown only while the job service says the job can be cancelled
+        (a job submitted to a provider that cannot cancel loses it); a final edit removes it.
         """
+        view = None if final or not self._jobs.can_cancel(job) else status_view(job)
         if job.status_message_id is not None:
             message = self._channel.get_partial_message(job.status_message_id)
             try:
-                if final:
-                    await message.edit(embed=embed, view=None)
-                else:
-                    await message.edit(embed=embed)
+                await message.edit(embed=embed, view=view)
                 return
             except discord.NotFound:
                 log.info("status.message_gone", job_id=job.id)
@@ -71,7 +70,6 @@ class DiscordJobObserver:
                 if exc.code != MESSAGE_TOO_OLD_TO_EDIT:
                     raise
                 log.info("status.message_too_old", job_id=job.id)
-        view = None if final else status_view(job)
         sent = await self._channel.send(embed=embed, view=view or discord.utils.MISSING)
         await self._jobs.attach_status_message(job, sent.id)
 
@@ -88,7 +86,11 @@ class DiscordJobObserver:
         return int(stored) if stored else DEFAULT_UPLOAD_LIMIT
 
     async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
-        """Post the video as an attachment if it fits, else as a link; return its message id."""
+        """Post the video as an attachment if it fits, else as a link; return its message id.
+
+        Nothing else is sent here: the job service stores the id first, then calls
+        :meth:`show_delivered`.
+        """
         took = (utcnow() - job.created_at).total_seconds()
         mention = f"<@{job.origin.user_id}>"
         allowed = discord.AllowedMentions(users=[discord.Object(job.origin.user_id)])
@@ -123,13 +125,22 @@ class DiscordJobObserver:
                 allowed_mentions=allowed,
                 view=result_view(job),
             )
+        return message.id
+
+    async def show_delivered(self, job: Job, message_id: int | None) -> None:
+        """Add 🔁 to the result and turn the status into "done" (no Cancel); safe to repeat.
+
+        The same after a fresh post and after a restart found the post.
+        """
+        if message_id is None:
+            return
+        message = self._channel.get_partial_message(message_id)
         with contextlib.suppress(discord.HTTPException):  # an invitation to rerun, not vital
             await message.add_reaction(RERUN_EMOJI)
         try:
             await self._show(job, done_embed(job, message.jump_url), final=True)
         except discord.HTTPException:
             log.warning("status.final_edit_failed", job_id=job.id, exc_info=True)
-        return message.id
 
     async def already_delivered(self, job: Job) -> int | None:
         """Look for a result message posted before a restart (footer ``job N``)."""

@@ -90,7 +90,10 @@ class DeleteButton(
 class CancelButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"pikabot:cancel:(?P<job>\d+)"
 ):
-    """Cancel a queued or running job (its requester or a moderator); credits are refunded."""
+    """Cancel a job (its requester or a moderator); credits are refunded.
+
+    Offered only while the job service says the job can be cancelled (``JobService.can_cancel``).
+    """
 
     def __init__(self, job_id: int) -> None:
         super().__init__(

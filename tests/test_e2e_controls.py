@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord import ADMIN_ID, CHANNEL_ID, USER_ID
+from tests.fakes.fal import Reply
 from tests.fakes.stack import Stack, description, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -266,3 +267,61 @@ async def test_e2e_unusable_status_message_is_replaced(stack: Stack, status: int
     assert len(statuses) == 2 and statuses[0].id == first.id
     assert stack.job_column("status_message_id") == [statuses[1].id]
     assert "Done" in description(statuses[1])
+
+
+async def test_e2e_rerun_reaction_right_after_the_video_appears_is_not_lost(stack: Stack):
+    """🔁 added while the bot still talks to Discord about the fresh post starts the rerun.
+
+    Discord is held on the bot's own 🔁 (the first call after the post), so the member's 🔁
+    arrives before the bot has finished; the result message id must already be stored.
+    """
+    slow = stack.discord.hold("PUT /channels/{c}/messages/{m}/reactions/*")
+    try:
+        cursor = stack.discord.cursor()
+        await stack.pika(prompt="a lighthouse", seed=11)
+        first = await stack.delivered(cursor)
+        await slow.wait_arrived()
+        cursor = stack.discord.cursor()
+        await stack.discord.react(CHANNEL_ID, first.id, "🔁", ADMIN_ID)
+        # The database and fal belong to the bot: poll (bounded) for the rerun's submit.
+        async with asyncio.timeout(15):
+            while stack.fal.count("submit") < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        slow.release()
+    second = await stack.delivered(cursor)
+    assert f"<@{ADMIN_ID}>" in second.content
+    await settled(stack, 2)
+    assert stack.job_column("user_id") == [USER_ID, ADMIN_ID]
+    assert stack.job_column("result_message_id") == [first.id, second.id]
+
+
+async def test_e2e_cancel_refused_by_the_provider_says_why_and_refunds_nothing(stack: Stack):
+    """fal answers that it cannot cancel: the member is told why, the clip goes on, charged."""
+    stack.fal.queue_positions = tuple(range(200, 0, -1))
+    stack.fal.stream_interval = 0.1
+    stack.fal.cancel_replies.append(Reply(400, {"status": "ALREADY_COMPLETED"}))
+    cursor = stack.discord.cursor()
+    await stack.pika(prompt="too late to stop")
+    status = await stack.discord.wait_for_message(
+        lambda m: "Queued" in description(m),
+        channel_id=CHANNEL_ID,
+        timeout=20,
+        after=cursor,
+        kinds=("message_create", "message_update"),
+    )
+    job_id = stack.job_column("id")[0]
+    click = await stack.discord.click(status.id, f"pikabot:cancel:{job_id}", user_id=USER_ID)
+    await click.response(timeout=5)
+    await stack.discord.wait_for(
+        lambda e: e.kind == "followup" and e.interaction is click, timeout=10, after=cursor
+    )
+    answer = click.followups[0]
+    assert answer.flags & 64  # ephemeral
+    assert "could not stop" in answer.content and "charged" in answer.content
+    assert stack.fal.count("cancel") == 1
+    stack.fal.queue_positions = ()  # fal finishes the clip it would not cancel
+    await stack.delivered(cursor)
+    await settled(stack, 1)
+    assert stack.job_states() == ["delivered"]
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]

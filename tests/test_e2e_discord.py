@@ -298,3 +298,40 @@ async def test_e2e_sync_command_forces_a_sync(stack: Stack, tmp_path: Path):
         _, err = await process.communicate()
     assert process.returncode == 0, err.decode()[-2000:]
     assert stack.discord.sync_count(GUILD_ID) == before + 1
+
+
+async def test_e2e_restart_after_upload_finishes_the_status_and_charges_once(stack: Stack):
+    """kill -9 after the video reached Discord but before the bot finished: the next start
+    charges once, turns the status into "Done" without Cancel and adds 🔁 (like a fresh post)."""
+    slow = stack.discord.hold("PUT /channels/{c}/messages/{m}/reactions/*")
+    try:
+        cursor = stack.discord.cursor()
+        await pika(stack, prompt="posted, then a crash")
+        result = await stack.delivered(cursor)
+        await slow.wait_arrived()  # the post is in the channel; the bot waits on Discord
+        await stack.bot.kill()
+        assert stack.job_states() == ["posting"]
+        await stack.bot.start()
+        await stack.discord.wait_for_message(
+            lambda m: "Done" in description(m) and footer(m) == footer(result),
+            channel_id=CHANNEL_ID,
+            timeout=30,
+            after=cursor,
+            kinds=("message_update",),
+        )
+        status = next(
+            m
+            for m in stack.discord.messages(CHANNEL_ID)
+            if m.id != result.id and footer(m) == footer(result)
+        )
+        assert "Done" in description(status)
+        assert status.components == []
+        assert stack.discord.bot_id in stack.discord.get_message(result.id).reactions["🔁"]
+        async with asyncio.timeout(10):  # the charge follows the status edit: poll, bounded
+            while stack.job_states() != ["delivered"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        slow.release()
+    assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
+    assert len([m for m in stack.discord.messages(CHANNEL_ID) if m.attachments]) == 1
+    assert stack.job_column("result_message_id") == [result.id]

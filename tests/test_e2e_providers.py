@@ -189,6 +189,45 @@ async def test_e2e_provider_failure_is_explained_and_refunded(world: World):
     assert not [m for m in world.discord.messages(CHANNEL_ID) if m.attachments]
 
 
+async def test_e2e_provider_cancel_is_offered_only_where_it_stops_the_bill(world: World):
+    """Once submitted, the status keeps its Cancel button only on a provider that can cancel
+    (fal): elsewhere the provider goes on making and billing the clip, so no refund is offered.
+    Nothing is offered once the video is made (downloading)."""
+    if world.setup.name == "fal":
+        world.fake.stream_interval = 0.3  # slow enough that the queued state is shown
+    cursor = world.discord.cursor()
+    await pika(world, "a lighthouse in a storm")
+    result = await world.discord.wait_for_message(
+        lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=30, after=cursor
+    )
+    await world.settled(["reserve", "charge"])
+    status = next(
+        m
+        for m in world.discord.messages(CHANNEL_ID)
+        if m.id != result.id and m.embeds and not m.attachments
+    )
+    snapshots = [(edit.embeds, edit.components) for edit in status.history]
+    working = ("🕒 Queued", "🎬 Generating")
+
+    def has_cancel(components: list[dict[str, Any]]) -> bool:
+        ids = [c.get("custom_id", "") for row in components for c in row.get("components", [])]
+        return any(i.startswith("pikabot:cancel:") for i in ids)
+
+    submitted = [
+        has_cancel(components)
+        for embeds, components in snapshots
+        if embeds and embeds[0].get("description", "").startswith(working)
+    ]
+    assert submitted, "the submitted job's state was never shown"
+    assert set(submitted) == {world.setup.name == "fal"}
+    made = [
+        has_cancel(components)
+        for embeds, components in snapshots
+        if embeds and embeds[0].get("description", "").startswith("⬇️")
+    ]
+    assert not any(made)
+
+
 # -- pikabot generate ---------------------------------------------------------------------
 
 

@@ -14,13 +14,24 @@ import pytest
 
 from bot.config import Period
 from bot.delivery import DownloadedVideo
-from bot.jobs import RESTARTED_MID_SUBMIT, JobLimits, JobService, NotEnoughCredits, RequestRefused
+from bot.jobs import (
+    PROVIDER_CANNOT_CANCEL,
+    PROVIDER_REFUSED_CANCEL,
+    RESTARTED_MID_SUBMIT,
+    CannotCancel,
+    JobLimits,
+    JobService,
+    NotEnoughCredits,
+    RequestRefused,
+)
 from bot.models import GenerationRequest, Job, JobState, Origin, Progress
 from bot.pricing import Quote
+from bot.providers.aigateway import AIGatewayProvider
 from bot.providers.fal import FalProvider
 from bot.providers.http import RetryPolicy
 from bot.quotas import Quotas
 from bot.store import Store
+from tests.fakes.aigateway import FakeAIGateway
 from tests.fakes.fal import FakeFal, Reply
 
 ORIGIN = Origin(guild_id=42, channel_id=43, user_id=44, user_name="ada")
@@ -36,6 +47,7 @@ class RecordingFrontEnd:
     deliveries: int = 0
     failures: list[str] = field(default_factory=list)
     posted_before_restart: int | None = None
+    shown_delivered: list[int | None] = field(default_factory=list)
     queued: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def progress(self, job: Job, progress: Progress) -> None:
@@ -50,6 +62,9 @@ class RecordingFrontEnd:
 
     async def already_delivered(self, job: Job) -> int | None:
         return self.posted_before_restart
+
+    async def show_delivered(self, job: Job, message_id: int | None) -> None:
+        self.shown_delivered.append(message_id)
 
     async def failed(self, job: Job, reason: str) -> None:
         self.failures.append(reason)
@@ -128,6 +143,7 @@ async def test_job_delivers_video_and_charges_once(world: World):
     done = await run(world, job, front)
     assert done.state is JobState.DELIVERED
     assert done.result_message_id == 5000 + job.id
+    assert front.shown_delivered == [5000 + job.id]
     assert front.delivered_bytes == world.fal.video
     assert front.deliveries == 1
     states = [p.state for p in front.progress_seen]
@@ -311,6 +327,7 @@ async def test_job_restart_after_post_charges_without_reposting(world: World):
     assert done is not None and done.state is JobState.DELIVERED
     assert done.result_message_id == 777
     assert front.deliveries == 0
+    assert front.shown_delivered == [777]  # the same finishing step as a fresh post
     assert (await restarted.quotas.balance(ORIGIN.guild_id)).spent == 20
     await restarted.service.close()
 
@@ -425,7 +442,126 @@ async def test_job_cancel_while_queued_refunds(world: World):
     assert front.failures == ["Cancelled by ada."]
     assert world.fal.count("cancel") == 1
     assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
-    assert await world.service.cancel(job.id, reason="again") is None
+    with pytest.raises(CannotCancel):
+        await world.service.cancel(job.id, reason="again")
+
+
+async def test_job_cancel_refused_by_fal_is_not_refunded(world: World):
+    """fal answers that it cannot cancel: no refund, the job goes on, is delivered, charged."""
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(10_000, 0, -1))
+    world.fal.cancel_replies.append(Reply(400, {"status": "ALREADY_COMPLETED"}))
+    job = await world.service.create(request(), ORIGIN)
+    front = RecordingFrontEnd()
+    task = world.service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    with pytest.raises(CannotCancel) as refused:
+        await world.service.cancel(job.id, reason="Cancelled by ada.")
+    assert refused.value.user_message == PROVIDER_REFUSED_CANCEL
+    assert world.fal.count("cancel") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).reserved == 20
+    world.fal.queue_positions = ()  # fal finishes the clip it would not cancel
+    async with asyncio.timeout(10):
+        await task
+    done = await world.service.jobs.get(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert front.failures == [] and front.deliveries == 1
+    kinds = [r["kind"] for r in await world.store.fetch_all("SELECT kind FROM ledger")]
+    assert kinds == ["reserve", "charge"]
+
+
+async def test_job_cancel_during_submit_waits_for_it_then_cancels_at_fal(world: World):
+    """A Cancel while the submit is on its way does not cut it (fal would keep the job
+    unknown to us): it waits for fal's answer, then cancels there and refunds."""
+    world.fal.delay = 0.3
+    world.fal.stream_enabled = False
+    world.fal.queue_positions = tuple(range(10_000, 0, -1))
+    job = await world.service.create(request(), ORIGIN)
+    world.service.start(job, RecordingFrontEnd())
+    async with asyncio.timeout(5):  # bounded poll: the submit has no event of its own
+        while job.state is not JobState.SUBMITTING:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    cancelled = await world.service.cancel(job.id, reason="Cancelled by ada.")
+    assert cancelled.state is JobState.CANCELLED
+    assert world.fal.count("submit") == 1 and world.fal.count("cancel") == 1
+    assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+@pytest.fixture
+async def gateway_world(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[tuple[JobService, Quotas, FakeAIGateway]]:
+    """A job service on AIgateway, which documents no way to cancel a job."""
+    async with FakeAIGateway(min_poll_interval=0.0, polls_before_done=10_000) as gateway:
+        store = await Store.open(tmp_path / "gateway.sqlite3")
+        quotas = Quotas(store, default_allowance=1000, default_period=Period.DAILY)
+        provider = AIGatewayProvider(
+            session, api_key=gateway.key, base_url=gateway.url, poll_interval=0.01, retry=FAST
+        )
+        service = JobService(
+            store=store,
+            quotas=quotas,
+            provider=provider,
+            session=session,
+            credits_per_usd=100,
+            limits=JobLimits(status_interval=0.0, max_concurrent=1),
+        )
+        try:
+            yield service, quotas, gateway
+        finally:
+            await service.close()
+            await store.close()
+
+
+async def test_job_cancel_after_submit_refused_where_provider_cannot_cancel(
+    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+):
+    """AIgateway cannot cancel: once submitted, Cancel is refused with the reason, nothing is
+    refunded, and the clip the provider makes (and bills) is delivered and charged."""
+    service, quotas, gateway = gateway_world
+    job = await service.create(request(model="2.1"), ORIGIN)
+    assert service.can_cancel(job)  # still in the bot's own line
+    front = RecordingFrontEnd()
+    task = service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    assert not service.can_cancel(job)
+    with pytest.raises(CannotCancel) as refused:
+        await service.cancel(job.id, reason="Cancelled by ada.")
+    assert refused.value.user_message == PROVIDER_CANNOT_CANCEL
+    assert (await quotas.balance(ORIGIN.guild_id)).reserved == job.cost
+    gateway.polls_before_done = 0  # the provider goes on and finishes the clip
+    async with asyncio.timeout(10):
+        await task
+    done = await service.jobs.get(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert front.failures == [] and front.deliveries == 1
+    balance = await quotas.balance(ORIGIN.guild_id)
+    assert (balance.spent, balance.reserved) == (job.cost, 0)
+
+
+async def test_job_cancel_before_submit_refunds_where_provider_cannot_cancel(
+    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+):
+    """A job still waiting in the bot's own line was never sent: Cancel refunds it, anywhere."""
+    service, quotas, gateway = gateway_world
+    first = await service.create(request(model="2.1"), ORIGIN)
+    waiting = await service.create(request(model="2.1"), ORIGIN)
+    running = RecordingFrontEnd()
+    service.start(first, running)
+    async with asyncio.timeout(5):
+        await running.queued.wait()
+    front = RecordingFrontEnd()
+    service.start(waiting, front)
+    async with asyncio.timeout(5):  # shown "waiting in line" (bounded poll: no event to await)
+        while JobState.PENDING not in [p.state for p in front.progress_seen]:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    cancelled = await service.cancel(waiting.id, reason="Cancelled by ada.")
+    assert cancelled.state is JobState.CANCELLED
+    assert front.failures == ["Cancelled by ada."]
+    assert gateway.count("submit") == 1
+    assert (await quotas.balance(ORIGIN.guild_id)).reserved == first.cost
 
 
 async def test_job_shutdown_lets_a_submit_in_flight_finish(world: World):
@@ -446,9 +582,6 @@ async def test_job_fails_over_to_second_provider_repriced(
     tmp_path: Path, session: aiohttp.ClientSession
 ):
     """With fal's circuit open, a new request goes to the fallback at the fallback's price."""
-    from bot.providers.aigateway import AIGatewayProvider
-    from tests.fakes.aigateway import FakeAIGateway
-
     async with FakeFal() as fal, FakeAIGateway(min_poll_interval=0.0) as gateway:
         store = await Store.open(tmp_path / "failover.sqlite3")
         try:

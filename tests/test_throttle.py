@@ -73,3 +73,27 @@ async def test_latest_wins_survives_a_failed_send():
     assert sent == [2]
     assert throttle.sent == 1
     await throttle.close()
+
+
+async def test_latest_wins_close_waits_for_a_send_in_flight():
+    """close() lets an edit already on its way finish (cut off, it could land after "done")."""
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def send(value: str) -> None:
+        started.set()
+        await release.wait()
+        finished.append(value)
+
+    throttle = LatestWins(send, min_interval=0.0)
+    throttle.publish("downloading")
+    async with asyncio.timeout(2):
+        await started.wait()
+    closing = asyncio.create_task(throttle.close())
+    for _ in range(5):  # let close() run as far as it would without the send finishing
+        await asyncio.sleep(0)
+    assert not closing.done()
+    release.set()
+    async with asyncio.timeout(2):
+        await closing
+    assert finished == ["downloading"]

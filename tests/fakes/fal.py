@@ -110,8 +110,8 @@ class FakeFal:
     * ``delay``: seconds to wait before answering any request.
     * ``video`` / ``video_size``: the bytes served at the video URL; with ``video_size`` a
       generated payload of that many bytes is streamed instead of ``video``.
-    * ``submit_replies`` / ``status_replies`` / ``result_replies``: canned replies, each used
-      once, in order, before the normal handling of that kind of request.
+    * ``submit_replies`` / ``status_replies`` / ``result_replies`` / ``cancel_replies``: canned
+      replies, each used once, in order, before the normal handling of that kind of request.
     * ``result_failure``: a reply every result request gets (a failed generation); see
       :meth:`fail_result`.
     """
@@ -149,6 +149,7 @@ class FakeFal:
         self.submit_replies: list[Reply] = []
         self.status_replies: list[Reply] = []
         self.result_replies: list[Reply] = []
+        self.cancel_replies: list[Reply] = []
         self.result_failure: Reply | None = None
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, FakeJob] = {}
@@ -407,6 +408,8 @@ class FakeFal:
         )
 
     def _cancel(self, job: FakeJob) -> web.Response:
+        if self.cancel_replies:
+            return _reply(self.cancel_replies.pop(0))
         if job.completed:
             return _json(400, {"status": "ALREADY_COMPLETED"})
         job.cancelled = True

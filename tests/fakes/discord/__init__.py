@@ -19,6 +19,7 @@ from .server import (
     USER_ID,
     DiscordDouble,
     Fault,
+    Hold,
     Upload,
 )
 from .state import Callback, Event, Interaction, Message, RequestRecord
@@ -37,6 +38,7 @@ __all__ = [
     "DiscordDouble",
     "Event",
     "Fault",
+    "Hold",
     "Interaction",
     "Message",
     "RequestRecord",

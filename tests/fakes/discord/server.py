@@ -110,6 +110,41 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """A scripted slow Discord: the next ``times`` matching requests wait for ``release``.
+
+    ``arrived`` is set when a held request comes in, so a test can act while the bot waits
+    for Discord's answer (deterministically, without timing). A held request is answered
+    normally once released, or after ``timeout`` seconds so nothing hangs.
+    """
+
+    method: str | None
+    regex: re.Pattern[str]
+    times: int
+    timeout: float
+    hits: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this hold applies to a request (and has uses left)."""
+        if self.hits >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.regex.fullmatch(path) is not None
+
+    def release(self) -> None:
+        """Let the held requests (and later matching ones) through."""
+        self.released.set()
+
+    async def wait_arrived(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait (bounded) until a matching request is being held."""
+        async with asyncio.timeout(timeout):
+            await self.arrived.wait()
+
+
+@dataclass
 class _Upload:
     field: str
     filename: str
@@ -186,7 +221,8 @@ class DiscordDouble:
     interaction, ``None`` = no deadline; then the callback answers 404 code 10062),
     ``request_limit`` (whole-request cap, 25 MiB), ``attachment_url_ttl`` (CDN URL life),
     ``privileged_intents`` (which privileged intents the app may use; others close 4014);
-    per guild: ``set_premium_tier`` and ``set_upload_limit``; scripted faults: ``fail``.
+    per guild: ``set_premium_tier`` and ``set_upload_limit``; scripted faults: ``fail``;
+    scripted slowness: ``hold``.
     """
 
     def __init__(
@@ -212,6 +248,7 @@ class DiscordDouble:
         self.unknown_routes: list[RequestRecord] = []
         self.events: list[Event] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.errors: list[str] = []
         self.command_syncs: list[tuple[int | None, float]] = []
         self._dm_channels: dict[int, int] = {}
@@ -375,6 +412,19 @@ class DiscordDouble:
         fault = Fault(method, _pattern_to_regex(route), status, times, retry_after, code, message)
         self.faults.append(fault)
         return fault
+
+    def hold(self, route: str, times: int = 1, *, timeout: float = 30.0) -> Hold:
+        """Hold the next ``times`` requests matching ``route`` (as in ``fail``) until released.
+
+        Other requests are served meanwhile, so this is a Discord slow on one route.
+        """
+        method: str | None = None
+        head, _, rest = route.partition(" ")
+        if rest and head.isupper():
+            method, route = head, rest.strip()
+        held = Hold(method, _pattern_to_regex(route), times, timeout)
+        self.holds.append(held)
+        return held
 
     async def set_premium_tier(self, tier: int, guild_id: int = GUILD_ID) -> None:
         """Change a guild's boost tier (and upload limit); sends GUILD_UPDATE when connected."""
@@ -1025,6 +1075,14 @@ class DiscordDouble:
         size: int,
         record: RequestRecord,
     ) -> web.Response:
+        for held in self.holds:
+            if held.matches(method, unquote(path)):
+                held.hits += 1
+                held.arrived.set()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(held.timeout):
+                        await held.released.wait()
+                break
         for fault in self.faults:
             if fault.matches(method, unquote(path)):
                 fault.hits += 1
