@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__, cli_quota
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import ProviderName, Settings, SettingsError, load_settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,9 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(*, need_discord: bool, need_provider: bool) -> Settings:
+def _settings(*, need_discord: bool, need_provider: bool, quiet: bool = False) -> Settings:
+    """Load the settings and set up logging; ``quiet``: WARNING unless PIKABOT_LOG_LEVEL is set."""
     settings = load_settings(need_discord=need_discord, need_provider=need_provider)
-    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    level = settings.log_level
+    if quiet and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # generate's status line shows the job's progress
+    configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     return settings
 
 
@@ -77,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(sync_only(settings))
                 return EXIT_OK
             case "generate":
-                settings = _settings(need_discord=False, need_provider=True)
+                settings = _settings(need_discord=False, need_provider=True, quiet=True)
+                args.out = args.out.absolute()
                 return asyncio.run(_generate(settings, args))
             case "quota":
                 settings = _settings(need_discord=False, need_provider=False)
@@ -109,13 +119,23 @@ def _describe(exc: Exception) -> str:
     return f"could not start ({name}); run with PIKABOT_LOG_LEVEL=DEBUG for details"
 
 
+STOPPED = "Stopped from the terminal (Ctrl-C)."
+"""The reason a job stopped with Ctrl-C (or SIGTERM, SIGHUP) is recorded with."""
+
+
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    """Make one clip; Ctrl-C settles it as the provider allows, with one line, exit 130.
+
+    Clips that an earlier ``generate`` left behind (it was killed) are finished first, in the
+    same process, and saved to the files they were started with.
+    """
     from bot.images import image_input
-    from bot.jobs import RequestRefused
+    from bot.jobs import TERMINAL_LEASE, RequestRefused
+    from bot.lease import TerminalLease
     from bot.models import Mode, Origin
     from bot.requests import RequestOptions, build_request
     from bot.services import Services
-    from bot.terminal import TerminalObserver
+    from bot.terminal import OUT, TerminalObserver
 
     options = RequestOptions(
         prompt=args.prompt,
@@ -126,35 +146,122 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         model=args.model,
     )
+    out: Path = args.out  # made absolute in main(): a resumed job saves to it from anywhere
     services = await Services.open(settings)
+    lease: TerminalLease | None = None
     try:
-        try:
-            if args.image is not None:
-                if Mode.IMAGE not in services.provider.capabilities.modes:
-                    raise RequestRefused(
-                        f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
-                        " clips: leave out --image, or use a provider that can."
-                    )
-                image = image_input(
-                    args.image,
-                    data_uri_ok=services.provider.capabilities.data_uri_images,
-                    provider=settings.provider.value,
+        with _StopSignals() as stop:
+            for leftover in await services.jobs.resume(None):
+                print(
+                    f"pikabot: also finishing job {leftover.id}, left by an earlier run"
+                    f" (saved to {leftover.extra.get(OUT, 'nowhere')})",
+                    file=sys.stderr,
                 )
-                options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
-            request = build_request(options, default_model=settings.default_model)
-            job = await services.jobs.create(request, Origin.terminal())
-        except RequestRefused as refused:
-            print(f"pikabot: {refused.user_message}", file=sys.stderr)
-            return EXIT_USAGE
-        observer = TerminalObserver(args.out)
-        print(
-            f"pikabot: job {job.id} on {job.provider}: {job.cost} credits, seed {request.seed}",
-            file=sys.stderr,
-        )
-        await services.jobs.run(job, observer)
-        return EXIT_FAILED if observer.error else EXIT_OK
+            try:
+                if args.image is not None:
+                    if Mode.IMAGE not in services.provider.capabilities.modes:
+                        raise RequestRefused(
+                            f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
+                            " clips: leave out --image, or use a provider that can."
+                        )
+                    image = image_input(
+                        args.image,
+                        data_uri_ok=services.provider.capabilities.data_uri_images,
+                        provider=settings.provider.value,
+                    )
+                    options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
+                request = build_request(options, default_model=settings.default_model)
+                lease = TerminalLease.acquire(settings.database.absolute().parent)
+                job = await services.jobs.create(
+                    request, Origin.terminal(), extra={TERMINAL_LEASE: lease.token, OUT: str(out)}
+                )
+            except RequestRefused as refused:
+                print(f"pikabot: {refused.user_message}", file=sys.stderr)
+                return EXIT_USAGE
+            print(
+                f"pikabot: job {job.id} on {job.provider}: {job.cost} credits, seed {request.seed}",
+                file=sys.stderr,
+            )
+            key_settings = {name.value: settings.provider_key_name(name) for name in ProviderName}
+            with TerminalObserver(out, key_settings=key_settings) as observer:
+                task = services.jobs.start(job, observer)
+                if await stop.first(task):
+                    # Then the clips left by an earlier run, if they are still going.
+                    idle = services.jobs.wait_idle(settings.job_deadline.total_seconds() + 60)
+                    await stop.first(asyncio.ensure_future(idle))
+                if stop.signal is not None:
+                    observer.stop()
+                    print(f"pikabot: {await _stopped(services, job.id)}", file=sys.stderr)
+                    return 128 + stop.signal
+            return EXIT_FAILED if observer.error else EXIT_OK
     finally:
-        await services.close()
+        await services.close()  # suspends what is still open: the next start carries it on
+        if lease is not None:
+            lease.release()
+
+
+async def _stopped(services: Services, job_id: int) -> str:
+    """Settle the jobs of this process after a stop signal; the one line that says how."""
+    from bot.models import JobState
+
+    await services.jobs.close()  # lets a submit in flight finish, then suspends every job
+    for other in await services.jobs.jobs.unfinished():
+        if other.id != job_id and other.origin.kind.value == "terminal":
+            await services.jobs.settle_stopped(other.id, reason=STOPPED)
+    job = await services.jobs.settle_stopped(job_id, reason=STOPPED)
+    assert job is not None
+    if job.state is JobState.CANCELLED:
+        where = f" at {job.provider}" if job.provider_handle else ""
+        return f"stopped: job {job.id} was cancelled{where} and its {job.cost} credits refunded."
+    if job.state.terminal:
+        return f"stopped: job {job.id} had already ended ({job.state.value})."
+    return (
+        f"stopped waiting: {job.provider} still makes job {job.id} and bills it, so its"
+        f" {job.cost} credits are charged; the next `pikabot generate` or `pikabot run`"
+        f" saves it to {job.extra.get('out')}."
+    )
+
+
+class _StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP become a flag the command reacts to, not an exception."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._event = asyncio.Event()
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> _StopSignals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self._received, sig)
+            except (NotImplementedError, RuntimeError):  # not on this platform
+                continue
+            self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = int(sig)
+        self._event.set()
+
+    async def first(self, task: asyncio.Future[Any]) -> bool:
+        """Wait for ``task`` or a stop signal; True when ``task`` ended first."""
+        if self._event.is_set():
+            return False
+        waiter = asyncio.ensure_future(self._event.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        return task.done() and not self._event.is_set()
 
 
 async def _check(settings: Settings, *, discord_api: str) -> int:

@@ -14,13 +14,23 @@ import pytest
 
 from bot.config import Period
 from bot.delivery import DownloadedVideo
-from bot.jobs import RESTARTED_MID_SUBMIT, JobLimits, JobService, NotEnoughCredits, RequestRefused
-from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.jobs import (
+    RESTARTED_MID_SUBMIT,
+    TERMINAL_LEASE,
+    JobLimits,
+    JobService,
+    NotEnoughCredits,
+    ObserverFactory,
+    RequestRefused,
+)
+from bot.lease import TerminalLease
+from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.pricing import Quote
 from bot.providers.fal import FalProvider
 from bot.providers.http import RetryPolicy
 from bot.quotas import Quotas
 from bot.store import Store
+from bot.terminal import OUT, headless
 from tests.fakes.fal import FakeFal, Reply
 
 ORIGIN = Origin(guild_id=42, channel_id=43, user_id=44, user_name="ada")
@@ -64,11 +74,11 @@ class World:
     path: Path
     session: aiohttp.ClientSession
 
-    async def restart(self) -> World:
+    async def restart(self, *, terminal: ObserverFactory | None = None) -> World:
         """A new process on the same database file: new store, provider and service."""
         await self.store.close()
         store = await Store.open(self.path)
-        world = make_world(self.fal, store, self.path, self.session)
+        world = make_world(self.fal, store, self.path, self.session, terminal=terminal)
         return world
 
 
@@ -79,6 +89,7 @@ def make_world(
     session: aiohttp.ClientSession,
     *,
     limits: JobLimits | None = None,
+    terminal: ObserverFactory | None = None,
 ) -> World:
     quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
     provider = FalProvider(
@@ -91,6 +102,7 @@ def make_world(
         session=session,
         credits_per_usd=100,
         limits=limits or JobLimits(status_interval=0.0),
+        terminal=terminal,
     )
     return World(fal, store, quotas, service, path, session)
 
@@ -516,3 +528,42 @@ async def test_job_failure_notice_is_the_last_thing_shown(world: World):
     front = OrderedFrontEnd()
     await run(world, job, front)
     assert front.shown[-1] == "failed"
+
+
+async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_path: Path):
+    """A ``pikabot generate`` job is never resumed into a channel: while its process holds the
+    lease it is left alone; once that process is gone it is finished headless into its file."""
+    out = tmp_path / "clips" / "fox.mp4"
+    lease = TerminalLease.acquire(tmp_path)  # the live `generate` process
+    terminal = await world.service.create(
+        request(), Origin.terminal(), extra={TERMINAL_LEASE: lease.token, OUT: str(out)}
+    )
+    discord = await world.service.create(request(duration=10), ORIGIN)
+    restarted = await world.restart(terminal=headless)  # `pikabot run` starts
+    world.store = restarted.store
+    shown: list[Job] = []
+
+    def observers(job: Job) -> RecordingFrontEnd:
+        shown.append(job)
+        return RecordingFrontEnd()
+
+    try:
+        resumed = await restarted.service.resume(observers)
+        assert [j.id for j in resumed] == [discord.id]
+        assert await restarted.service.wait_idle(10)
+        left = await restarted.service.jobs.get(terminal.id)
+        assert left is not None and left.state is JobState.PENDING
+        assert left.origin.kind is OriginKind.TERMINAL
+
+        lease.release()  # the `generate` process died
+        resumed = await restarted.service.resume(observers)
+        assert [j.id for j in resumed] == [terminal.id]
+        assert await restarted.service.wait_idle(10)
+        assert [j.id for j in shown] == [discord.id]  # only the Discord job reached Discord
+        done = await restarted.service.jobs.get(terminal.id)
+        assert done is not None and done.state is JobState.DELIVERED
+        assert out.read_bytes() == world.fal.video
+        states = await restarted.store.fetch_all("SELECT state FROM reservations ORDER BY id")
+        assert [r["state"] for r in states] == ["charged", "charged"]
+    finally:
+        await restarted.service.close()
