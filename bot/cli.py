@@ -147,7 +147,8 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         model=args.model,
     )
     out: Path = args.out  # made absolute in main(): a resumed job saves to it from anywhere
-    services = await Services.open(settings)
+    # The interval spares Discord's edit limits; a terminal line can show every change.
+    services = await Services.open(settings.model_copy(update={"status_edit_interval": 0.0}))
     lease: TerminalLease | None = None
     try:
         with _StopSignals() as stop:
@@ -201,13 +202,12 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _stopped(services: Services, job_id: int) -> str:
-    """Settle the jobs of this process after a stop signal; the one line that says how."""
+    """Settle the job after a stop signal; the one line that says what became of it."""
     from bot.models import JobState
 
-    await services.jobs.close()  # lets a submit in flight finish, then suspends every job
-    for other in await services.jobs.jobs.unfinished():
-        if other.id != job_id and other.origin.kind.value == "terminal":
-            await services.jobs.settle_stopped(other.id, reason=STOPPED)
+    # close() lets a submit in flight finish, then suspends every job. Clips an earlier run
+    # left stay suspended: nobody asked to stop them, the next start carries them on again.
+    await services.jobs.close()
     job = await services.jobs.settle_stopped(job_id, reason=STOPPED)
     assert job is not None
     if job.state is JobState.CANCELLED:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.fakes.fal import FakeFal
 from tests.fakes.pixazo import FakePixazo
+from tests.fakes.stack import FAL_KEY, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -263,3 +264,38 @@ async def test_cli_generate_refused_key_names_the_setting(tmp_path: Path):
         assert "FAL_KEY" in err
         assert "operator" not in err
         assert "wrong-key" not in err
+
+
+@pytest.mark.e2e
+async def test_killed_generate_is_finished_by_the_bot_never_posted(tmp_path: Path):
+    """A ``generate`` killed with kill -9 after its submit: the next ``pikabot run`` finishes the
+    clip into the file it was started with and charges it, and sends nothing to Discord for it
+    (before: resumed into "channel 0", three tracebacks, the paid video thrown away)."""
+    async with running_stack(tmp_path) as stack:
+        stack.fal.ready_after = 600  # the clip is still being made when the CLI dies
+        env = {
+            "FAL_KEY": FAL_KEY,
+            "FAL_QUEUE_URL": stack.fal.url,
+            "PIKABOT_DATABASE": str(stack.db),
+        }
+        out = tmp_path / "killed.mp4"
+        run = await Generate.start("a fox", "--out", str(out), env=env, cwd=tmp_path)
+        await run.read_until(lambda: stack.job_states() == ["queued"])
+        run.process.kill()
+        await run.finish()
+        for job in stack.fal.jobs.values():
+            job.ready_at = 0.0  # fal finishes the clip
+        stack.fal.ready_after = None
+        before = len(stack.discord.requests)
+        await stack.restart()
+        for _ in range(600):  # bounded: 30 s
+            if stack.job_states() == ["delivered"]:
+                break
+            await asyncio.sleep(0.05)
+        assert stack.job_states() == ["delivered"]
+        assert out.read_bytes() == stack.fal.video
+        assert ledger(stack.db)[0] == ["charged"]
+        assert stack.fal.count("submit") == 1
+        sent = [r for r in stack.discord.requests[before:] if "/channels/" in r.path]
+        assert sent == [], sent
+        assert "Traceback" not in stack.bot.log()
