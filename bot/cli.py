@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from bot.config import ProviderName, Settings, SettingsError, load_settings
 from bot.logs import configure_logging
 
 if TYPE_CHECKING:
+    from bot.lease import TerminalLease
+    from bot.models import Job
     from bot.services import Services
 
 EXIT_OK = 0
@@ -126,32 +129,21 @@ STOPPED = "Stopped from the terminal (Ctrl-C)."
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     """Make one clip; Ctrl-C settles it as the provider allows, with one line, exit 130.
 
-    Clips that an earlier ``generate`` left behind (it was killed) are finished first, in the
-    same process, and saved to the files they were started with.
+    Clips that an earlier ``generate`` left behind (it was killed) are finished alongside,
+    headless, into the files they were started with; the command waits for them too.
     """
-    from bot.images import image_input
-    from bot.jobs import TERMINAL_LEASE, RequestRefused
+    from bot.jobs import RequestRefused
     from bot.lease import TerminalLease
-    from bot.models import Mode, Origin
-    from bot.requests import RequestOptions, build_request
     from bot.services import Services
     from bot.terminal import OUT, TerminalObserver
 
-    options = RequestOptions(
-        prompt=args.prompt,
-        negative_prompt=args.negative,
-        aspect=args.aspect,
-        duration=args.duration,
-        resolution=args.resolution,
-        seed=args.seed,
-        model=args.model,
-    )
     out: Path = args.out  # made absolute in main(): a resumed job saves to it from anywhere
     # The interval spares Discord's edit limits; a terminal line can show every change.
     services = await Services.open(settings.model_copy(update={"status_edit_interval": 0.0}))
     lease: TerminalLease | None = None
-    try:
-        with _StopSignals() as stop:
+    with _StopSignals() as stop:  # also over close(): a second Ctrl-C must not cut it short
+        try:
+            lease = TerminalLease.acquire(settings.database.absolute().parent)
             for leftover in await services.jobs.resume(None):
                 print(
                     f"pikabot: also finishing job {leftover.id}, left by an earlier run"
@@ -159,28 +151,13 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             try:
-                if args.image is not None:
-                    if Mode.IMAGE not in services.provider.capabilities.modes:
-                        raise RequestRefused(
-                            f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
-                            " clips: leave out --image, or use a provider that can."
-                        )
-                    image = image_input(
-                        args.image,
-                        data_uri_ok=services.provider.capabilities.data_uri_images,
-                        provider=settings.provider.value,
-                    )
-                    options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
-                request = build_request(options, default_model=settings.default_model)
-                lease = TerminalLease.acquire(settings.database.absolute().parent)
-                job = await services.jobs.create(
-                    request, Origin.terminal(), extra={TERMINAL_LEASE: lease.token, OUT: str(out)}
-                )
+                job = await _create(services, settings, args, lease)
             except RequestRefused as refused:
                 print(f"pikabot: {refused.user_message}", file=sys.stderr)
                 return EXIT_USAGE
             print(
-                f"pikabot: job {job.id} on {job.provider}: {job.cost} credits, seed {request.seed}",
+                f"pikabot: job {job.id} on {job.provider}: {job.cost} credits,"
+                f" seed {job.request.seed}",
                 file=sys.stderr,
             )
             key_settings = {name.value: settings.provider_key_name(name) for name in ProviderName}
@@ -192,18 +169,57 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
                     await stop.first(asyncio.ensure_future(idle))
                 if stop.signal is not None:
                     observer.stop()
-                    print(f"pikabot: {await _stopped(services, job.id)}", file=sys.stderr)
+                    line = await _stopped(services, job.id)
+                    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                        print(f"pikabot: {line}", file=sys.stderr)
                     return 128 + stop.signal
             return EXIT_FAILED if observer.error else EXIT_OK
-    finally:
-        await services.close()  # suspends what is still open: the next start carries it on
-        if lease is not None:
-            lease.release()
+        finally:
+            await services.close()  # suspends what is still open: the next start carries it on
+            if lease is not None:
+                lease.release()
+
+
+async def _create(
+    services: Services, settings: Settings, args: argparse.Namespace, lease: TerminalLease
+) -> Job:
+    """Build the request from the command line and create the terminal job (or refuse)."""
+    from bot.images import image_input
+    from bot.jobs import TERMINAL_LEASE, RequestRefused
+    from bot.models import Mode, Origin
+    from bot.requests import RequestOptions, build_request
+    from bot.terminal import OUT
+
+    options = RequestOptions(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        aspect=args.aspect,
+        duration=args.duration,
+        resolution=args.resolution,
+        seed=args.seed,
+        model=args.model,
+    )
+    if args.image is not None:
+        if Mode.IMAGE not in services.provider.capabilities.modes:
+            raise RequestRefused(
+                f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
+                " clips: leave out --image, or use a provider that can."
+            )
+        image = image_input(
+            args.image,
+            data_uri_ok=services.provider.capabilities.data_uri_images,
+            provider=settings.provider.value,
+        )
+        options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
+    request = build_request(options, default_model=settings.default_model)
+    extra = {TERMINAL_LEASE: lease.token, OUT: str(args.out)}
+    return await services.jobs.create(request, Origin.terminal(), extra=extra)
 
 
 async def _stopped(services: Services, job_id: int) -> str:
     """Settle the job after a stop signal; the one line that says what became of it."""
     from bot.models import JobState
+    from bot.terminal import OUT
 
     # close() lets a submit in flight finish, then suspends every job. Clips an earlier run
     # left stay suspended: nobody asked to stop them, the next start carries them on again.
@@ -213,12 +229,15 @@ async def _stopped(services: Services, job_id: int) -> str:
     if job.state is JobState.CANCELLED:
         where = f" at {job.provider}" if job.provider_handle else ""
         return f"stopped: job {job.id} was cancelled{where} and its {job.cost} credits refunded."
-    if job.state.terminal:
-        return f"stopped: job {job.id} had already ended ({job.state.value})."
+    if job.state.terminal:  # it ended; the wait was for clips an earlier run left
+        return (
+            f"stopped: job {job.id} had ended ({job.state.value}); clips left by an earlier"
+            " run are finished at the next start."
+        )
     return (
         f"stopped waiting: {job.provider} still makes job {job.id} and bills it, so its"
         f" {job.cost} credits are charged; the next `pikabot generate` or `pikabot run`"
-        f" saves it to {job.extra.get('out')}."
+        f" saves it to {job.extra.get(OUT)}."
     )
 
 

@@ -18,6 +18,11 @@ POSTING               ask the front end whether the video was already posted; po
 
 The video's delivery and the charge are one transaction with the DELIVERED state; every
 failure refunds in one transaction with the FAILED state.
+
+A terminal job (``pikabot generate``) is never resumed into Discord: it is carried on only
+once the process that started it is gone, headless, into its file (:meth:`JobService.resume`).
+A stopped one is refunded only where the provider cannot still bill it
+(:meth:`JobService.settle_stopped`).
 """
 
 from __future__ import annotations
