@@ -187,9 +187,12 @@ def ledger(db: Path) -> tuple[list[str], list[str], list[tuple[int, str]]]:
     return reservations, rows, jobs
 
 
-async def test_cli_generate_ctrl_c_cancels_at_fal_and_refunds(tmp_path: Path):
-    """Ctrl-C once the job is at fal (which can cancel): cancelled there, refunded, one line,
-    exit 130; the terminal job is not left open for the bot to resume."""
+@pytest.mark.parametrize(("sig", "expected_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_cli_generate_ctrl_c_cancels_at_fal_and_refunds(
+    tmp_path: Path, sig: signal.Signals, expected_code: int
+):
+    """Ctrl-C (or SIGTERM) once the job is at fal (which can cancel): cancelled there,
+    refunded, one line, exit 130 (143); the terminal job is not left open for the bot."""
     async with FakeFal(key="cli-key", ready_after=600) as fal:  # stays IN_PROGRESS
         db = tmp_path / "db.sqlite3"
         env = {"FAL_KEY": "cli-key", "FAL_QUEUE_URL": fal.url, "PIKABOT_DATABASE": str(db)}
@@ -198,9 +201,9 @@ async def test_cli_generate_ctrl_c_cancels_at_fal_and_refunds(tmp_path: Path):
         )
         await run.read_until(lambda: fal.count("submit") == 1 and bool(fal.jobs))
         await run.read_until(lambda: any("generating" in line for line in run.lines))
-        run.process.send_signal(signal.SIGINT)
+        run.process.send_signal(sig)
         code, after = await run.finish()
-        assert code == 130
+        assert code == expected_code
         assert len(after) == 1, after
         assert "cancelled at fal" in after[0] and "refunded" in after[0]
         assert fal.count("cancel") == 1

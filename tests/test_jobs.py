@@ -567,3 +567,42 @@ async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_pa
         assert [r["state"] for r in states] == ["charged", "charged"]
     finally:
         await restarted.service.close()
+
+
+async def test_stopped_job_not_yet_sent_is_refunded(world: World):
+    """Stopped before its submit: refunded, nothing sent or cancelled at the provider."""
+    job = await world.service.create(request(), Origin.terminal())
+    await world.service.close()
+    stopped = await world.service.settle_stopped(job.id, reason="stopped")
+    assert stopped is not None and stopped.state is JobState.CANCELLED
+    assert world.fal.count("submit") == 0 and world.fal.count("cancel") == 0
+    states = await world.store.fetch_all("SELECT state FROM reservations")
+    assert [r["state"] for r in states] == ["refunded"]
+
+
+@pytest.mark.parametrize("fal_still_cancels", [True, False])
+async def test_stopped_job_at_fal_is_refunded_only_if_fal_drops_it(
+    world: World, fal_still_cancels: bool
+):
+    """At fal (which can cancel): refunded only once fal confirms the cancel; a clip fal has
+    already finished stays open (reserved) for the next start to fetch and charge."""
+    world.fal.ready_after = 600
+    job = await world.service.create(request(), Origin.terminal())
+    front = RecordingFrontEnd()
+    world.service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    await world.service.close()
+    if not fal_still_cancels:
+        for fal_job in world.fal.jobs.values():
+            fal_job.completed = True  # fal answers ALREADY_COMPLETED
+    stopped = await world.service.settle_stopped(job.id, reason="stopped")
+    assert stopped is not None
+    assert world.fal.count("cancel") == 1
+    states = await world.store.fetch_all("SELECT state FROM reservations")
+    if fal_still_cancels:
+        assert stopped.state is JobState.CANCELLED
+        assert [r["state"] for r in states] == ["refunded"]
+    else:
+        assert stopped.state is JobState.QUEUED
+        assert [r["state"] for r in states] == ["held"]
