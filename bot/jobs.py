@@ -69,9 +69,9 @@ RESTARTED_MID_SUBMIT = (
 FOLLOW_ATTEMPTS = 6
 """How often following a job is resumed after a provider outage before the job fails."""
 SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
 TERMINAL_LEASE = "terminal_lease"
 """``Job.extra`` key: the token of a terminal job's lease (see :mod:`bot.lease`)."""
-"""How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
 
 
 class JobObserver(Protocol):
@@ -325,7 +325,11 @@ class JobService:
         if self._terminal is None or self._store.path is None:
             return None
         token = job.extra.get(TERMINAL_LEASE) or f"job-{job.id}"
-        return TerminalLease.claim(self._store.path.absolute().parent, token)
+        try:
+            return TerminalLease.claim(self._store.path.absolute().parent, token)
+        except OSError as exc:  # a read-only data folder must not stop the bot's start
+            log.warning("job.terminal_lease_unavailable", job_id=job.id, error=str(exc))
+            return None
 
     async def settle_stopped(self, job_id: int, *, reason: str) -> Job | None:
         """End a job its owner stopped (Ctrl-C in ``pikabot generate``), after :meth:`close`.

@@ -118,7 +118,7 @@ class JobState(StrEnum):
 
 
 class OriginKind(StrEnum):
-    """Which front end a job belongs to; only that front end ever shows or resumes it."""
+    """Which front end a job belongs to; no other front end ever shows it."""
 
     DISCORD = "discord"
     TERMINAL = "terminal"  # ``pikabot generate``: no channel, the video goes to a file
