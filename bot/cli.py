@@ -234,8 +234,10 @@ async def _stopped(services: Services, job_id: int) -> str:
             f"stopped: job {job.id} had ended ({job.state.value}); clips left by an earlier"
             " run are finished at the next start."
         )
+    made = job.state in (JobState.DOWNLOADING, JobState.POSTING)
+    billed = "has already made" if made else "still makes"
     return (
-        f"stopped waiting: {job.provider} still makes job {job.id} and bills it, so its"
+        f"stopped waiting: {job.provider} {billed} job {job.id} and bills it, so its"
         f" {job.cost} credits are charged; the next `pikabot generate` or `pikabot run`"
         f" saves it to {job.extra.get(OUT)}."
     )
