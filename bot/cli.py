@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__, cli_quota
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import ProviderName, Settings, SettingsError, load_settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.lease import TerminalLease
+    from bot.models import Job
+    from bot.services import Services
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,9 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(*, need_discord: bool, need_provider: bool) -> Settings:
+def _settings(*, need_discord: bool, need_provider: bool, quiet: bool = False) -> Settings:
+    """Load the settings and set up logging; ``quiet``: WARNING unless PIKABOT_LOG_LEVEL is set."""
     settings = load_settings(need_discord=need_discord, need_provider=need_provider)
-    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    level = settings.log_level
+    if quiet and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # generate's status line shows the job's progress
+    configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     return settings
 
 
@@ -77,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(sync_only(settings))
                 return EXIT_OK
             case "generate":
-                settings = _settings(need_discord=False, need_provider=True)
+                settings = _settings(need_discord=False, need_provider=True, quiet=True)
+                args.out = args.out.absolute()
                 return asyncio.run(_generate(settings, args))
             case "quota":
                 settings = _settings(need_discord=False, need_provider=False)
@@ -109,13 +122,73 @@ def _describe(exc: Exception) -> str:
     return f"could not start ({name}); run with PIKABOT_LOG_LEVEL=DEBUG for details"
 
 
+STOPPED = "Stopped from the terminal (Ctrl-C)."
+"""The reason a job stopped with Ctrl-C (or SIGTERM, SIGHUP) is recorded with."""
+
+
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.images import image_input
+    """Make one clip; Ctrl-C settles it as the provider allows, with one line, exit 130.
+
+    Clips that an earlier ``generate`` left behind (it was killed) are finished alongside,
+    headless, into the files they were started with; the command waits for them too.
+    """
     from bot.jobs import RequestRefused
+    from bot.lease import TerminalLease
+    from bot.services import Services
+    from bot.terminal import OUT, TerminalObserver
+
+    out: Path = args.out  # made absolute in main(): a resumed job saves to it from anywhere
+    # The interval spares Discord's edit limits; a terminal line can show every change.
+    services = await Services.open(settings.model_copy(update={"status_edit_interval": 0.0}))
+    lease: TerminalLease | None = None
+    with _StopSignals() as stop:  # also over close(): a second Ctrl-C must not cut it short
+        try:
+            lease = TerminalLease.acquire(settings.database.absolute().parent)
+            for leftover in await services.jobs.resume(None):
+                print(
+                    f"pikabot: also finishing job {leftover.id}, left by an earlier run"
+                    f" (saved to {leftover.extra.get(OUT, 'nowhere')})",
+                    file=sys.stderr,
+                )
+            try:
+                job = await _create(services, settings, args, lease)
+            except RequestRefused as refused:
+                print(f"pikabot: {refused.user_message}", file=sys.stderr)
+                return EXIT_USAGE
+            print(
+                f"pikabot: job {job.id} on {job.provider}: {job.cost} credits,"
+                f" seed {job.request.seed}",
+                file=sys.stderr,
+            )
+            key_settings = {name.value: settings.provider_key_name(name) for name in ProviderName}
+            with TerminalObserver(out, key_settings=key_settings) as observer:
+                task = services.jobs.start(job, observer)
+                if await stop.first(task):
+                    # Then the clips left by an earlier run, if they are still going.
+                    idle = services.jobs.wait_idle(settings.job_deadline.total_seconds() + 60)
+                    await stop.first(asyncio.ensure_future(idle))
+                if stop.signal is not None:
+                    observer.stop()
+                    line = await _stopped(services, job.id)
+                    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                        print(f"pikabot: {line}", file=sys.stderr)
+                    return 128 + stop.signal
+            return EXIT_FAILED if observer.error else EXIT_OK
+        finally:
+            await services.close()  # suspends what is still open: the next start carries it on
+            if lease is not None:
+                lease.release()
+
+
+async def _create(
+    services: Services, settings: Settings, args: argparse.Namespace, lease: TerminalLease
+) -> Job:
+    """Build the request from the command line and create the terminal job (or refuse)."""
+    from bot.images import image_input
+    from bot.jobs import TERMINAL_LEASE, RequestRefused
     from bot.models import Mode, Origin
     from bot.requests import RequestOptions, build_request
-    from bot.services import Services
-    from bot.terminal import TerminalObserver
+    from bot.terminal import OUT
 
     options = RequestOptions(
         prompt=args.prompt,
@@ -126,35 +199,90 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         model=args.model,
     )
-    services = await Services.open(settings)
-    try:
-        try:
-            if args.image is not None:
-                if Mode.IMAGE not in services.provider.capabilities.modes:
-                    raise RequestRefused(
-                        f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
-                        " clips: leave out --image, or use a provider that can."
-                    )
-                image = image_input(
-                    args.image,
-                    data_uri_ok=services.provider.capabilities.data_uri_images,
-                    provider=settings.provider.value,
-                )
-                options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
-            request = build_request(options, default_model=settings.default_model)
-            job = await services.jobs.create(request, Origin.terminal())
-        except RequestRefused as refused:
-            print(f"pikabot: {refused.user_message}", file=sys.stderr)
-            return EXIT_USAGE
-        observer = TerminalObserver(args.out)
-        print(
-            f"pikabot: job {job.id} on {job.provider}: {job.cost} credits, seed {request.seed}",
-            file=sys.stderr,
+    if args.image is not None:
+        if Mode.IMAGE not in services.provider.capabilities.modes:
+            raise RequestRefused(
+                f"PIKA_PROVIDER={settings.provider.value} cannot make image-to-video"
+                " clips: leave out --image, or use a provider that can."
+            )
+        image = image_input(
+            args.image,
+            data_uri_ok=services.provider.capabilities.data_uri_images,
+            provider=settings.provider.value,
         )
-        await services.jobs.run(job, observer)
-        return EXIT_FAILED if observer.error else EXIT_OK
-    finally:
-        await services.close()
+        options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
+    request = build_request(options, default_model=settings.default_model)
+    extra = {TERMINAL_LEASE: lease.token, OUT: str(args.out)}
+    return await services.jobs.create(request, Origin.terminal(), extra=extra)
+
+
+async def _stopped(services: Services, job_id: int) -> str:
+    """Settle the job after a stop signal; the one line that says what became of it."""
+    from bot.models import JobState
+    from bot.terminal import OUT
+
+    # close() lets a submit in flight finish, then suspends every job. Clips an earlier run
+    # left stay suspended: nobody asked to stop them, the next start carries them on again.
+    await services.jobs.close()
+    job = await services.jobs.settle_stopped(job_id, reason=STOPPED)
+    assert job is not None
+    if job.state is JobState.CANCELLED:
+        where = f" at {job.provider}" if job.provider_handle else ""
+        return f"stopped: job {job.id} was cancelled{where} and its {job.cost} credits refunded."
+    if job.state.terminal:  # it ended; the wait was for clips an earlier run left
+        return (
+            f"stopped: job {job.id} had ended ({job.state.value}); clips left by an earlier"
+            " run are finished at the next start."
+        )
+    made = job.state in (JobState.DOWNLOADING, JobState.POSTING)
+    billed = "has already made" if made else "still makes"
+    return (
+        f"stopped waiting: {job.provider} {billed} job {job.id} and bills it, so its"
+        f" {job.cost} credits are charged; the next `pikabot generate` or `pikabot run`"
+        f" saves it to {job.extra.get(OUT)}."
+    )
+
+
+class _StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP become a flag the command reacts to, not an exception."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._event = asyncio.Event()
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> _StopSignals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self._received, sig)
+            except (NotImplementedError, RuntimeError):  # not on this platform
+                continue
+            self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = int(sig)
+        self._event.set()
+
+    async def first(self, task: asyncio.Future[Any]) -> bool:
+        """Wait for ``task`` or a stop signal; True when ``task`` ended first."""
+        if self._event.is_set():
+            return False
+        waiter = asyncio.ensure_future(self._event.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        return task.done() and not self._event.is_set()
 
 
 async def _check(settings: Settings, *, discord_api: str) -> int:

@@ -8,13 +8,13 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import GenerationRequest, Job, JobState, Origin
+from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.store import Store, Transaction, utcnow
 
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, request, provider, cost, reservation_id,"
     " state, status_message_id, result_message_id, provider_handle, error, extra,"
-    " created_at, updated_at, started_at, finished_at"
+    " created_at, updated_at, started_at, finished_at, origin_kind"
 )
 
 
@@ -34,6 +34,7 @@ def row_to_job(row: aiosqlite.Row) -> Job:
             channel_id=int(row["channel_id"]),
             user_id=int(row["user_id"]),
             user_name=str(row["user_name"]),
+            kind=OriginKind(row["origin_kind"]),
         ),
         request=GenerationRequest.model_validate_json(row["request"]),
         provider=str(row["provider"]),
@@ -74,8 +75,8 @@ class JobStore:
         extra = dict(extra or {})
         job_id = await db.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, user_name, request, provider, cost,"
-            " reservation_id, state, extra, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reservation_id, state, extra, created_at, updated_at, origin_kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 origin.guild_id,
                 origin.channel_id,
@@ -89,6 +90,7 @@ class JobStore:
                 json.dumps(extra),
                 now.isoformat(),
                 now.isoformat(),
+                origin.kind.value,
             ),
         )
         return Job(

@@ -25,6 +25,10 @@ Cancelling refunds only work the provider does not bill: a job still in the bot'
 (PENDING) is always cancellable; once submitted, only on a provider that can really cancel
 (``Capabilities.can_cancel``) and only after it agreed to. Elsewhere the clip is delivered and
 charged, and the member is told why (:meth:`JobService.cancel_refusal`).
+A terminal job (``pikabot generate``) is never resumed into Discord: it is carried on only
+once the process that started it is gone, headless, into its file (:meth:`JobService.resume`).
+A stopped one is refunded only where the provider cannot still bill it
+(:meth:`JobService.settle_stopped`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from bot.admission import Admission
 from bot.circuit import CircuitBreaker
 from bot.delivery import DownloadedVideo, download
 from bot.job_store import JobStore
-from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.lease import TerminalLease
+from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.policy import MemberContext
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
@@ -82,6 +87,8 @@ PROVIDER_REFUSED_CANCEL = (
     "The video service could not stop this clip (it may be nearly done), so it goes on:"
     " it will be posted here and is charged."
 )
+TERMINAL_LEASE = "terminal_lease"
+"""``Job.extra`` key: the token of a terminal job's lease (see :mod:`bot.lease`)."""
 
 
 class JobObserver(Protocol):
@@ -175,8 +182,12 @@ class JobService:
         credits_per_usd: int,
         limits: JobLimits | None = None,
         fallback: Provider | None = None,
+        terminal: ObserverFactory | None = None,
     ) -> None:
+        """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
+        the video goes to its file); without it such jobs are left for a process that has it."""
         self._store = store
+        self._terminal = terminal
         self._quotas = quotas
         self.jobs = JobStore(store)
         self.provider = provider
@@ -323,14 +334,75 @@ class JobService:
         """Remember the message that shows the job's status."""
         await self.jobs.update(job, status_message_id=message_id)
 
-    async def resume(self, observers: ObserverFactory) -> list[Job]:
-        """Carry on every job that was not finished when the process last stopped."""
-        jobs = await self.jobs.unfinished()
-        for job in jobs:
-            if job.id not in self._tasks:
-                log.info("job.resumed", job_id=job.id, state=job.state.value)
+    async def resume(self, observers: ObserverFactory | None) -> list[Job]:
+        """Carry on every job that was not finished when its process last stopped.
+
+        ``observers`` shows the Discord jobs (None: leave them, this is not the Discord bot).
+        A terminal job is never shown in Discord: while the ``pikabot generate`` that started
+        it lives (it holds the job's :class:`~bot.lease.TerminalLease`) it is left alone;
+        once that process is gone it is carried on headless with the ``terminal`` observers
+        given at construction (video saved to its file, credits settled as for any job).
+        Returns the jobs this call started.
+        """
+        started: list[Job] = []
+        for job in await self.jobs.unfinished():
+            if job.id in self._tasks:
+                continue
+            if job.origin.kind is OriginKind.TERMINAL:
+                lease = self._claim_terminal(job)
+                if lease is None or self._terminal is None:
+                    continue
+                task = self.start(job, self._terminal(job))
+                task.add_done_callback(_releasing(lease))
+            elif observers is not None:
                 self.start(job, observers(job))
-        return jobs
+            else:
+                continue
+            log.info("job.resumed", job_id=job.id, state=job.state.value, origin=job.origin.kind)
+            started.append(job)
+        return started
+
+    def _claim_terminal(self, job: Job) -> TerminalLease | None:
+        """The lease of a terminal job whose owner is gone (None: it lives, or no database)."""
+        if self._terminal is None or self._store.path is None:
+            return None
+        token = job.extra.get(TERMINAL_LEASE) or f"job-{job.id}"
+        try:
+            return TerminalLease.claim(self._store.path.absolute().parent, token)
+        except OSError as exc:  # a read-only data folder must not stop the bot's start
+            log.warning("job.terminal_lease_unavailable", job_id=job.id, error=str(exc))
+            return None
+
+    async def settle_stopped(self, job_id: int, *, reason: str) -> Job | None:
+        """End a job its owner stopped (Ctrl-C in ``pikabot generate``), after :meth:`close`.
+
+        Money follows the provider. A job the provider has not got (PENDING; SUBMITTING, as
+        at a restart) is refunded; a queued or generating one at a provider that can cancel
+        is cancelled there and refunded. Any other job is still made and billed by the
+        provider: it stays open with its credits reserved, and the next :meth:`resume`
+        fetches, delivers and charges it. Returns the job as it now stands.
+        """
+        job = await self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return job
+        unsent = job.state in (JobState.PENDING, JobState.SUBMITTING)
+        at_provider = job.state in (JobState.QUEUED, JobState.GENERATING)
+        if unsent or (at_provider and await self._dropped(job)):
+            self.scheduler.forget(job_id)
+            await self._settle_failure(job, reason, JobState.CANCELLED)
+        return job
+
+    async def _dropped(self, job: Job) -> bool:
+        """True only when the job's provider can cancel and confirmed it dropped the job."""
+        provider = self.providers.get(job.provider)
+        if provider is None or not provider.capabilities.can_cancel or not job.provider_handle:
+            return False
+        try:
+            async with asyncio.timeout(10):
+                return await provider.cancel(ProviderHandle.from_json(job.provider_handle))
+        except (ProviderError, TimeoutError):
+            log.warning("job.cancel_unconfirmed", job_id=job.id, exc_info=True)
+            return False
 
     async def wait_idle(self, within: float) -> bool:
         """Wait until no job task is running; False if ``within`` seconds passed first."""
@@ -661,6 +733,11 @@ def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | 
         return None  # a resumed job already at the provider shows its provider state
     # Progress positions count the jobs ahead (0: next), like the providers' queue positions.
     return lambda place: status.publish(Progress(JobState.PENDING, queue_position=place - 1))
+
+
+def _releasing(lease: TerminalLease) -> Callable[[asyncio.Task[None]], None]:
+    """A task callback that lets go of ``lease`` when the job's task ends."""
+    return lambda _task: lease.release()
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:

@@ -34,6 +34,23 @@ class RedactSecrets:
         return event
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at each record, not the one at set-up.
+
+    ``pikabot generate``'s live status line (rich) swaps ``sys.stderr`` for a proxy that prints
+    above the line; a handler bound to the original stream would glue log lines onto it.
+    """
+
+    @property
+    def stream(self) -> Any:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current ``sys.stderr``; setting it is ignored."""
+
+
 def configure_logging(
     *, level: str = "INFO", fmt: LogFormat = LogFormat.AUTO, secrets: Iterable[str] = ()
 ) -> None:
@@ -71,7 +88,7 @@ def configure_logging(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -120,19 +120,29 @@ class JobState(StrEnum):
         return self in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
 
 
+class OriginKind(StrEnum):
+    """Which front end a job belongs to; no other front end ever shows it."""
+
+    DISCORD = "discord"
+    TERMINAL = "terminal"  # ``pikabot generate``: no channel, the video goes to a file
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a request came from: a Discord channel, or the terminal (all zeros)."""
+    """Where a request came from: a Discord channel, or the terminal (ids all zero)."""
 
     guild_id: int
     channel_id: int
     user_id: int
     user_name: str = ""
+    kind: OriginKind = OriginKind.DISCORD
 
     @classmethod
     def terminal(cls) -> Origin:
         """The origin of a ``pikabot generate`` run."""
-        return cls(guild_id=0, channel_id=0, user_id=0, user_name="terminal")
+        return cls(
+            guild_id=0, channel_id=0, user_id=0, user_name="terminal", kind=OriginKind.TERMINAL
+        )
 
 
 @dataclass(frozen=True, slots=True)

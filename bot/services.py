@@ -17,6 +17,7 @@ from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
 from bot.store import Store
+from bot.terminal import headless
 
 USER_AGENT = f"pikabot/{__version__} (+https://github.com/pikabot/pikabot)"
 
@@ -78,6 +79,7 @@ class Services:
             session=session,
             credits_per_usd=settings.credits_per_usd,
             fallback=fallback,
+            terminal=headless,  # a `generate` that died: finish it, never in Discord
             limits=JobLimits(
                 deadline=settings.job_deadline,
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,

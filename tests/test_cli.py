@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import sqlite3
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.fal import FakeFal
+from tests.fakes.pixazo import FakePixazo
+from tests.fakes.stack import FAL_KEY, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,3 +140,173 @@ async def test_cli_generate_bad_input_exits_2(tmp_path: Path):
         assert code == 2
         assert "Unknown aspect ratio" in err
         assert fal.count("submit") == 0
+
+
+class Generate:
+    """A ``pikabot generate`` running in the background, its stderr read line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, *args: str, env: dict[str, str], cwd: Path) -> Generate:
+        full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "generate",
+            *args,
+            cwd=cwd,
+            env=full_env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def read_until(self, predicate: Callable[[], bool]) -> None:
+        """Collect stderr lines until ``predicate()`` holds (checked before each read; 30 s)."""
+        assert self.process.stderr is not None
+        async with asyncio.timeout(30):
+            while not predicate():
+                try:
+                    line = await asyncio.wait_for(self.process.stderr.readline(), 0.1)
+                except TimeoutError:
+                    continue
+                if line:
+                    self.lines.append(line.decode().rstrip("\n"))
+
+    async def finish(self) -> tuple[int, list[str]]:
+        """Wait for the exit (bounded); the exit code and the stderr lines read after now."""
+        assert self.process.stderr is not None
+        async with asyncio.timeout(30):
+            rest = await self.process.stderr.read()
+            code = await self.process.wait()
+        return code, rest.decode().splitlines()
+
+
+def ledger(db: Path) -> tuple[list[str], list[str], list[tuple[int, str]]]:
+    """(reservation states, ledger kinds, (job id, job state)) in the database, oldest first."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        reservations = [r[0] for r in conn.execute("SELECT state FROM reservations ORDER BY id")]
+        rows = [r[0] for r in conn.execute("SELECT kind FROM ledger ORDER BY id")]
+        jobs = list(conn.execute("SELECT id, state FROM jobs ORDER BY id"))
+    return reservations, rows, jobs
+
+
+@pytest.mark.parametrize(("sig", "expected_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_cli_generate_ctrl_c_cancels_at_fal_and_refunds(
+    tmp_path: Path, sig: signal.Signals, expected_code: int
+):
+    """Ctrl-C (or SIGTERM) once the job is at fal (which can cancel): cancelled there,
+    refunded, one line, exit 130 (143); the terminal job is not left open for the bot."""
+    async with FakeFal(key="cli-key", ready_after=600) as fal:  # stays IN_PROGRESS
+        db = tmp_path / "db.sqlite3"
+        env = {"FAL_KEY": "cli-key", "FAL_QUEUE_URL": fal.url, "PIKABOT_DATABASE": str(db)}
+        run = await Generate.start(
+            "a fox", "--out", str(tmp_path / "fox.mp4"), env=env, cwd=tmp_path
+        )
+        await run.read_until(lambda: fal.count("submit") == 1 and bool(fal.jobs))
+        await run.read_until(lambda: any("generating" in line for line in run.lines))
+        run.process.send_signal(sig)
+        code, after = await run.finish()
+        assert code == expected_code
+        assert len(after) == 1, after
+        assert "cancelled at fal" in after[0] and "refunded" in after[0]
+        assert fal.count("cancel") == 1
+        reservations, rows, jobs = ledger(db)
+        assert reservations == ["refunded"]
+        assert rows == ["reserve", "refund"]
+        assert jobs == [(1, "cancelled")]
+        assert not (tmp_path / "fox.mp4").exists()
+
+
+async def test_cli_generate_ctrl_c_at_a_provider_that_cannot_cancel(tmp_path: Path):
+    """Pixazo cannot cancel: Ctrl-C refunds nothing (the clip is made and billed), says so in
+    one line, exit 130; the next ``generate`` finishes it into its file and charges it."""
+    async with FakePixazo(key="px-key", polls_before_done=10**6) as px:
+        db = tmp_path / "db.sqlite3"
+        env = {
+            "PIKA_PROVIDER": "pixazo",
+            "PIXAZO_API_KEY": "px-key",
+            "PIXAZO_BASE_URL": px.url,
+            "PIKABOT_DATABASE": str(db),
+            "PIKABOT_DEFAULT_ALLOWANCE": "1000",
+        }
+        first = tmp_path / "first.mp4"
+        run = await Generate.start("a fox", "--out", str(first), env=env, cwd=tmp_path)
+        await run.read_until(lambda: px.count("status") >= 1)
+        run.process.send_signal(signal.SIGINT)
+        code, after = await run.finish()
+        assert code == 130
+        assert len(after) == 1, after
+        assert "pixazo still makes job 1" in after[0] and "charged" in after[0]
+        reservations, rows, jobs = ledger(db)
+        assert reservations == ["held"]  # not refunded: Pixazo bills the clip
+        assert rows == ["reserve"]
+
+        px.polls_before_done = 0  # the provider finishes the clip
+        second = tmp_path / "second.mp4"
+        code, _, err = await pikabot(
+            "generate", "a cat", "--out", str(second), env=env, cwd=tmp_path
+        )
+        assert code == 0, err
+        assert "also finishing job 1" in err
+        assert first.read_bytes() == px.video
+        assert second.read_bytes() == px.video
+        reservations, rows, jobs = ledger(db)
+        assert reservations == ["charged", "charged"]
+        assert jobs == [(1, "delivered"), (2, "delivered")]
+
+
+async def test_cli_generate_refused_key_names_the_setting(tmp_path: Path):
+    """A refused key is reported with the setting to fix (FAL_KEY), not in a member's words."""
+    async with FakeFal(key="right-key") as fal:
+        env = {
+            "FAL_KEY": "wrong-key",
+            "FAL_QUEUE_URL": fal.url,
+            "PIKABOT_DATABASE": str(tmp_path / "db.sqlite3"),
+        }
+        code, _, err = await pikabot(
+            "generate", "a fox", "--out", str(tmp_path / "x.mp4"), env=env, cwd=tmp_path
+        )
+        assert code == 1
+        assert "FAL_KEY" in err
+        assert "operator" not in err
+        assert "wrong-key" not in err
+
+
+@pytest.mark.e2e
+async def test_killed_generate_is_finished_by_the_bot_never_posted(tmp_path: Path):
+    """A ``generate`` killed with kill -9 after its submit: the next ``pikabot run`` finishes the
+    clip into the file it was started with and charges it, and sends nothing to Discord for it
+    (before: resumed into "channel 0", three tracebacks, the paid video thrown away)."""
+    async with running_stack(tmp_path) as stack:
+        stack.fal.ready_after = 600  # the clip is still being made when the CLI dies
+        env = {
+            "FAL_KEY": FAL_KEY,
+            "FAL_QUEUE_URL": stack.fal.url,
+            "PIKABOT_DATABASE": str(stack.db),
+        }
+        out = tmp_path / "killed.mp4"
+        run = await Generate.start("a fox", "--out", str(out), env=env, cwd=tmp_path)
+        await run.read_until(lambda: stack.job_states() == ["queued"])
+        run.process.kill()
+        await run.finish()
+        for job in stack.fal.jobs.values():
+            job.ready_at = 0.0  # fal finishes the clip
+        stack.fal.ready_after = None
+        before = len(stack.discord.requests)
+        await stack.restart()
+        for _ in range(600):  # bounded: 30 s
+            if stack.job_states() == ["delivered"]:
+                break
+            await asyncio.sleep(0.05)
+        assert stack.job_states() == ["delivered"]
+        assert out.read_bytes() == stack.fal.video
+        assert ledger(stack.db)[0] == ["charged"]
+        assert stack.fal.count("submit") == 1
+        sent = [r for r in stack.discord.requests[before:] if "/channels/" in r.path]
+        assert sent == [], sent
+        assert "Traceback" not in stack.bot.log()

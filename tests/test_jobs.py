@@ -18,19 +18,23 @@ from bot.jobs import (
     PROVIDER_CANNOT_CANCEL,
     PROVIDER_REFUSED_CANCEL,
     RESTARTED_MID_SUBMIT,
+    TERMINAL_LEASE,
     CannotCancel,
     JobLimits,
     JobService,
     NotEnoughCredits,
+    ObserverFactory,
     RequestRefused,
 )
-from bot.models import GenerationRequest, Job, JobState, Origin, Progress
+from bot.lease import TerminalLease
+from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.pricing import Quote
 from bot.providers.aigateway import AIGatewayProvider
 from bot.providers.fal import FalProvider
 from bot.providers.http import RetryPolicy
 from bot.quotas import Quotas
 from bot.store import Store
+from bot.terminal import OUT, headless
 from tests.fakes.aigateway import FakeAIGateway
 from tests.fakes.fal import FakeFal, Reply
 
@@ -79,11 +83,11 @@ class World:
     path: Path
     session: aiohttp.ClientSession
 
-    async def restart(self) -> World:
+    async def restart(self, *, terminal: ObserverFactory | None = None) -> World:
         """A new process on the same database file: new store, provider and service."""
         await self.store.close()
         store = await Store.open(self.path)
-        world = make_world(self.fal, store, self.path, self.session)
+        world = make_world(self.fal, store, self.path, self.session, terminal=terminal)
         return world
 
 
@@ -94,6 +98,7 @@ def make_world(
     session: aiohttp.ClientSession,
     *,
     limits: JobLimits | None = None,
+    terminal: ObserverFactory | None = None,
 ) -> World:
     quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
     provider = FalProvider(
@@ -106,6 +111,7 @@ def make_world(
         session=session,
         credits_per_usd=100,
         limits=limits or JobLimits(status_interval=0.0),
+        terminal=terminal,
     )
     return World(fal, store, quotas, service, path, session)
 
@@ -649,3 +655,81 @@ async def test_job_failure_notice_is_the_last_thing_shown(world: World):
     front = OrderedFrontEnd()
     await run(world, job, front)
     assert front.shown[-1] == "failed"
+
+
+async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_path: Path):
+    """A ``pikabot generate`` job is never resumed into a channel: while its process holds the
+    lease it is left alone; once that process is gone it is finished headless into its file."""
+    out = tmp_path / "clips" / "fox.mp4"
+    lease = TerminalLease.acquire(tmp_path)  # the live `generate` process
+    terminal = await world.service.create(
+        request(), Origin.terminal(), extra={TERMINAL_LEASE: lease.token, OUT: str(out)}
+    )
+    discord = await world.service.create(request(duration=10), ORIGIN)
+    restarted = await world.restart(terminal=headless)  # `pikabot run` starts
+    world.store = restarted.store
+    shown: list[Job] = []
+
+    def observers(job: Job) -> RecordingFrontEnd:
+        shown.append(job)
+        return RecordingFrontEnd()
+
+    try:
+        resumed = await restarted.service.resume(observers)
+        assert [j.id for j in resumed] == [discord.id]
+        assert await restarted.service.wait_idle(10)
+        left = await restarted.service.jobs.get(terminal.id)
+        assert left is not None and left.state is JobState.PENDING
+        assert left.origin.kind is OriginKind.TERMINAL
+
+        lease.release()  # the `generate` process died
+        resumed = await restarted.service.resume(observers)
+        assert [j.id for j in resumed] == [terminal.id]
+        assert await restarted.service.wait_idle(10)
+        assert [j.id for j in shown] == [discord.id]  # only the Discord job reached Discord
+        done = await restarted.service.jobs.get(terminal.id)
+        assert done is not None and done.state is JobState.DELIVERED
+        assert out.read_bytes() == world.fal.video
+        states = await restarted.store.fetch_all("SELECT state FROM reservations ORDER BY id")
+        assert [r["state"] for r in states] == ["charged", "charged"]
+    finally:
+        await restarted.service.close()
+
+
+async def test_stopped_job_not_yet_sent_is_refunded(world: World):
+    """Stopped before its submit: refunded, nothing sent or cancelled at the provider."""
+    job = await world.service.create(request(), Origin.terminal())
+    await world.service.close()
+    stopped = await world.service.settle_stopped(job.id, reason="stopped")
+    assert stopped is not None and stopped.state is JobState.CANCELLED
+    assert world.fal.count("submit") == 0 and world.fal.count("cancel") == 0
+    states = await world.store.fetch_all("SELECT state FROM reservations")
+    assert [r["state"] for r in states] == ["refunded"]
+
+
+@pytest.mark.parametrize("fal_still_cancels", [True, False])
+async def test_stopped_job_at_fal_is_refunded_only_if_fal_drops_it(
+    world: World, fal_still_cancels: bool
+):
+    """At fal (which can cancel): refunded only once fal confirms the cancel; a clip fal has
+    already finished stays open (reserved) for the next start to fetch and charge."""
+    world.fal.ready_after = 600
+    job = await world.service.create(request(), Origin.terminal())
+    front = RecordingFrontEnd()
+    world.service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    await world.service.close()
+    if not fal_still_cancels:
+        for fal_job in world.fal.jobs.values():
+            fal_job.completed = True  # fal answers ALREADY_COMPLETED
+    stopped = await world.service.settle_stopped(job.id, reason="stopped")
+    assert stopped is not None
+    assert world.fal.count("cancel") == 1
+    states = await world.store.fetch_all("SELECT state FROM reservations")
+    if fal_still_cancels:
+        assert stopped.state is JobState.CANCELLED
+        assert [r["state"] for r in states] == ["refunded"]
+    else:
+        assert stopped.state is JobState.QUEUED
+        assert [r["state"] for r in states] == ["held"]
