@@ -74,6 +74,9 @@ RESTARTED_MID_SUBMIT = (
 )
 FOLLOW_ATTEMPTS = 6
 """How often following a job is resumed after a provider outage before the job fails."""
+OVERDUE_FACTOR = 3
+"""A job its provider cannot stop is followed this many deadlines from its submit (see
+:meth:`JobService._past_deadline`)."""
 SHUTDOWN_GRACE_SECONDS = 10.0
 """How long a shutdown waits for submits and posts in flight, which must not be cut in half."""
 ALREADY_ENDED = "This job has already ended."
@@ -578,8 +581,7 @@ class JobService:
                         await self._submit(job, bound)
                     result = await self._follow(job, status)
             except TimeoutError:
-                await self._cancel_at_provider(job)
-                raise DeadlineExceeded(f"deadline of {self.limits.deadline} passed") from None
+                result = await self._past_deadline(job, status, bound)
             await self.jobs.update(
                 job, state=JobState.DOWNLOADING, extra={**job.extra, "video_url": result.video_url}
             )
@@ -713,6 +715,35 @@ class JobService:
             await observer.failed(job, reason)
         except Exception:
             log.warning("job.failure_not_shown", job_id=job.id, exc_info=True)
+
+    async def _past_deadline(
+        self,
+        job: Job,
+        status: LatestWins[Progress],
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> ProviderResult:
+        """The deadline passed: stop the provider's work and refund, or, where it cannot be
+        stopped, wait for the clip it still makes and bills.
+
+        A provider that cannot cancel (or refuses to) goes on and charges the operator, so
+        refunding the member then would pay for it twice. The job is followed on, up to
+        ``OVERDUE_FACTOR`` times the deadline from its submit, and delivered and charged late;
+        a provider that has neither delivered nor failed by then is taken to have lost the job
+        (a clip that never arrives is not billed by any of the documented providers), and the
+        job fails and is refunded.
+        """
+        if job.provider_handle is None or await self._cancel_at_provider(job):
+            raise DeadlineExceeded(f"deadline of {self.limits.deadline} passed")
+        since = job.started_at or job.created_at
+        limit = since + self.limits.deadline * OVERDUE_FACTOR
+        bound.warning("job.overdue", deadline=str(self.limits.deadline), until=limit.isoformat())
+        try:
+            async with asyncio.timeout(max((limit - utcnow()).total_seconds(), 0.0)):
+                return await self._follow(job, status)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no result {OVERDUE_FACTOR} x the deadline of {self.limits.deadline} after submit"
+            ) from None
 
     async def _cancel_at_provider(self, job: Job) -> bool:
         """Ask the provider to drop the job; True only when it confirmed it did."""

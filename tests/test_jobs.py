@@ -570,6 +570,94 @@ async def test_job_cancel_before_submit_refunds_where_provider_cannot_cancel(
     assert (await quotas.balance(ORIGIN.guild_id)).reserved == first.cost
 
 
+async def overdue_on_gateway(
+    service: JobService,
+    quotas: Quotas,
+    session: aiohttp.ClientSession,
+    submitted_ago: timedelta,
+    store: Store,
+) -> tuple[JobService, Job]:
+    """A job AIgateway is making, left by a stopped process ``submitted_ago``, taken up by a
+    new service (same database) whose deadline of 20 minutes has passed for it."""
+    job = await service.create(request(model="2.1"), ORIGIN)
+    front = RecordingFrontEnd()
+    service.start(job, front)
+    async with asyncio.timeout(5):
+        await front.queued.wait()
+    await service.close()  # the process stops while the provider works on
+    stored = await service.jobs.get(job.id)
+    assert stored is not None and stored.started_at is not None
+    await service.jobs.update(stored, started_at=stored.started_at - submitted_ago)
+    restarted = JobService(
+        store=store,
+        quotas=Quotas(store, default_allowance=1000, default_period=Period.DAILY),
+        provider=service.provider,
+        session=session,
+        credits_per_usd=100,
+        limits=JobLimits(status_interval=0.0, deadline=timedelta(minutes=20)),
+    )
+    return restarted, stored
+
+
+async def test_job_past_deadline_waits_for_a_clip_the_provider_cannot_stop(
+    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+):
+    """Past its deadline on a provider that cannot cancel (and so still bills), the job is not
+    refunded: it is followed on and the clip is delivered and charged when it comes."""
+    service, quotas, gateway = gateway_world
+    store = await Store.open(tmp_path / "gateway.sqlite3")  # the next process's connection
+    restarted, job = await overdue_on_gateway(
+        service, quotas, session, timedelta(minutes=30), store
+    )
+    front = RecordingFrontEnd()
+    try:
+        task = restarted.start(job, front)
+        polls = gateway.count("status")
+        async with asyncio.timeout(5):  # still followed after the deadline (bounded poll)
+            while gateway.count("status") < polls + 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert not task.done()
+        gateway.polls_before_done = 0  # the provider finishes the clip late
+        async with asyncio.timeout(10):
+            await task
+        done = await restarted.jobs.get(job.id)
+        assert done is not None and done.state is JobState.DELIVERED
+        assert front.failures == [] and front.deliveries == 1
+        balance = await quotas.balance(ORIGIN.guild_id)
+        assert (balance.spent, balance.reserved) == (job.cost, 0)
+    finally:
+        await restarted.close()
+        await store.close()
+
+
+async def test_job_far_past_deadline_is_given_up_and_refunded(
+    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+):
+    """Three deadlines after its submit with no result, the provider has lost the job: it fails
+    and is refunded."""
+    service, quotas, _gateway = gateway_world
+    store = await Store.open(tmp_path / "gateway.sqlite3")  # the next process's connection
+    restarted, job = await overdue_on_gateway(
+        service, quotas, session, timedelta(minutes=61), store
+    )
+    front = RecordingFrontEnd()
+    try:
+        async with asyncio.timeout(10):
+            await restarted.run(job, front)
+        done = await restarted.jobs.get(job.id)
+        assert done is not None and done.state is JobState.FAILED
+        assert front.failures and "took too long" in front.failures[0]
+        balance = await quotas.balance(ORIGIN.guild_id)
+        assert (balance.spent, balance.reserved) == (0, 0)
+    finally:
+        await restarted.close()
+        await store.close()
+
+
 async def test_job_shutdown_lets_a_submit_in_flight_finish(world: World):
     """A shutdown during a submit waits for it, so the job is QUEUED, not SUBMITTING."""
     world.fal.delay = 0.3
