@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import structlog
+
 from bot import __version__, cli_quota
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, load_settings, unknown_variables
 from bot.logs import configure_logging
+
+log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -56,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(*, need_discord: bool, need_provider: bool) -> Settings:
     settings = load_settings(need_discord=need_discord, need_provider=need_provider)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    for name, close in unknown_variables(os.environ):
+        log.warning("settings.unknown_variable", variable=name, did_you_mean=close)
     return settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,19 @@ async def pikabot(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str,
             "PIKABOT_POLL_INTERVAL is invalid",
         ),
         ({"DISCORD_TOKEN": "t", "PIKA_PROVIDER": "pixazo"}, "PIXAZO_API_KEY is not set"),
+        (
+            {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "PIKABOT_TIMEZONE": "Mars/Olympus"},
+            "PIKABOT_TIMEZONE is invalid: use an IANA time zone name such as Europe/Berlin or UTC"
+            ' (got "Mars/Olympus")',
+        ),
+        (
+            {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "PIKABOT_JOB_DEADLINE": "soon"},
+            "PIKABOT_JOB_DEADLINE is invalid: use seconds (1200) or an ISO 8601 duration (PT20M)",
+        ),
+        (
+            {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "PIKABOT_JOB_DEADLINE": "0"},
+            "PIKABOT_JOB_DEADLINE is invalid: must be longer than zero",
+        ),
     ],
 )
 async def test_cli_run_bad_settings_give_one_line(
@@ -56,6 +70,35 @@ async def test_cli_run_bad_settings_give_one_line(
     assert len(lines) == 1, err
     assert expected in lines[0]
     assert "Traceback" not in err
+    assert "Value error" not in err
+
+
+@pytest.mark.parametrize("deadline", ["1200", "PT20M", "90.5"])
+async def test_cli_job_deadline_in_seconds_or_iso(tmp_path: Path, deadline: str):
+    """PIKABOT_JOB_DEADLINE takes seconds as the README says, or an ISO 8601 duration."""
+    env = {"PIKABOT_DATABASE": str(tmp_path / "db.sqlite3"), "PIKABOT_JOB_DEADLINE": deadline}
+    code, out, err = await pikabot("quota", "show", "1", env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert "remaining" in out
+
+
+async def test_cli_warns_about_a_misspelt_setting(tmp_path: Path):
+    """A PIKABOT_* variable no setting reads is named in a warning, with the likely one."""
+    (tmp_path / ".env").write_text("PIKA_PROVIDR=aigateway\n")
+    env = {
+        "PIKABOT_DATABSE": str(tmp_path / "elsewhere.sqlite3"),
+        "PIKABOT_LOG_FORMAT": "json",
+        "PIKABOT_DATABASE": str(tmp_path / "db.sqlite3"),
+    }
+    code, _, err = await pikabot("quota", "show", "1", env=env, cwd=tmp_path)
+    assert code == 0, err
+    warnings = [
+        json.loads(line) for line in err.splitlines() if "settings.unknown_variable" in line
+    ]
+    assert {(w["variable"], w["did_you_mean"], w["level"]) for w in warnings} == {
+        ("PIKABOT_DATABSE", "PIKABOT_DATABASE", "warning"),
+        ("PIKA_PROVIDR", "PIKA_PROVIDER", "warning"),
+    }
 
 
 async def test_cli_reads_dotenv_file(tmp_path: Path):
@@ -126,3 +169,15 @@ async def test_cli_generate_bad_input_exits_2(tmp_path: Path):
         assert code == 2
         assert "Unknown aspect ratio" in err
         assert fal.count("submit") == 0
+
+
+def test_job_deadline_seconds_are_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``1200`` means twenty minutes, not an error and not 1200 days."""
+    from datetime import timedelta
+
+    from bot.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIKABOT_JOB_DEADLINE", "1200")
+    settings = load_settings(need_discord=False, need_provider=False)
+    assert settings.job_deadline == timedelta(minutes=20)
