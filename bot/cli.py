@@ -18,7 +18,7 @@ import structlog
 
 from bot import __version__, cli_quota
 from bot.config import Settings, SettingsError, load_settings, unknown_variables
-from bot.logs import configure_logging
+from bot.logs import configure_logging, debug_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +69,7 @@ def _settings(*, need_discord: bool, need_provider: bool) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pikabot`` console script."""
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
         match args.command:
             case "run":
@@ -101,19 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:  # the one place a start-up failure is turned into a sentence
         from bot.redact import redact_text
+        from bot.startup import describe
 
-        print(f"pikabot: {redact_text(_describe(exc))}", file=sys.stderr)
+        log.debug("startup.failed", exc_info=exc)
+        debug = debug_enabled()
+        secrets = settings.secrets() if settings is not None else []
+        print(f"pikabot: {redact_text(describe(exc, debug=debug), secrets)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_USAGE
-
-
-def _describe(exc: Exception) -> str:
-    name = type(exc).__name__
-    if name == "LoginFailure":
-        return "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal."
-    if name == "PrivilegedIntentsRequired":
-        return "Discord refused a privileged intent; pikabot needs none, check the bot's settings."
-    return f"could not start ({name}); run with PIKABOT_LOG_LEVEL=DEBUG for details"
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,8 +17,7 @@ from typing import Any
 from bot.config import Settings
 from bot.guild_settings import OPERATOR_ID
 from bot.moderation import Moderation, ModerationError, Overview
-from bot.services import build_quotas
-from bot.store import Store
+from bot.services import build_quotas, open_store
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -59,7 +58,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.guild_id <= 0:
         sys.stderr.write("pikabot: GUILD_ID must be a server's id (a positive number)\n")
         return EXIT_USAGE
-    store = await Store.open(settings.database)
+    store = await open_store(settings)
     try:
         quotas = build_quotas(store, settings)
         moderation = Moderation(store, quotas)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -184,6 +185,13 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("database")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Relative to the working directory, as always, but kept absolute so that every log
+        # line and `pikabot check` say which file is meant.
+        return value if str(value) == ":memory:" else Path(os.path.abspath(value.expanduser()))
 
     @field_validator("timezone")
     @classmethod
