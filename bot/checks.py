@@ -150,8 +150,8 @@ async def provider_check(settings: Settings, session: aiohttp.ClientSession) -> 
         if isinstance(exc, NotDelivered) or _is_connection_error(exc.__cause__):
             return Check(
                 False,
-                f"{label}: could not check {key_name}: could not reach it:"
-                f" {unreachable_reason(exc)}; check the network and {_url_setting(settings)}",
+                f"{label}: could not check {key_name}, it cannot be reached"
+                f" ({unreachable_reason(exc)}); check the network and {_url_setting(settings)}",
             )
         return Check(
             False,
