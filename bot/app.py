@@ -6,17 +6,23 @@ This is the only module in ``bot/`` that imports ``discord``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import signal
+from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import discord
+import discord.http
 import structlog
 from discord.ext import commands
+from yarl import URL
 
 from bot.config import Settings
 from bot.services import Services
+from bot.startup import StartupFailure, discord_unreachable
 from cogs import EXTENSIONS
 from cogs.errors import PikaTree
 
@@ -130,7 +136,8 @@ async def run_bot(settings: Settings, *, sync_commands: bool | None = None) -> N
         if not bot.is_closed():
             await bot.close()
         if runner in done:
-            runner.result()  # surfaces LoginFailure and other start-up errors
+            with _reaching_discord():
+                runner.result()  # surfaces LoginFailure and other start-up errors
         else:
             await asyncio.wait({runner}, timeout=10)
 
@@ -141,4 +148,16 @@ async def sync_only(settings: Settings) -> None:
     services = await Services.open(settings)
     bot = PikaBot(services, sync_commands=True, resume_jobs=False)
     async with bot:
-        await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook: syncs
+        with _reaching_discord():
+            await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook: syncs
+
+
+@contextlib.contextmanager
+def _reaching_discord() -> Iterator[None]:
+    """A connection that never reached Discord's API becomes a sentence that says so."""
+    try:
+        yield
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        host = URL(discord.http.Route.BASE).host or "discord.com"
+        failure: StartupFailure = discord_unreachable(host, exc)
+        raise failure from exc

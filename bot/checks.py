@@ -19,8 +19,21 @@ from yarl import URL
 from bot import __version__
 from bot.config import ProviderName, Settings
 from bot.providers import build_provider
-from bot.providers.errors import OutOfProviderCredits, ProviderError, RateLimited
-from bot.providers.http import CONNECTION_ERRORS, parse_retry_after, read_json
+from bot.providers.errors import (
+    NotFound,
+    OutOfProviderCredits,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+from bot.providers.http import (
+    CONNECTION_ERRORS,
+    NotDelivered,
+    RefusedAtTheDoor,
+    parse_retry_after,
+    read_json,
+)
+from bot.reach import unreachable_reason
 
 CHECK_SECONDS = 60.0
 """Bound on each check, retries included."""
@@ -61,12 +74,29 @@ def _host(url: str) -> str:
     return f"{host}:{parsed.port}" if parsed.port and not parsed.is_default_port() else host
 
 
+def _url_setting(settings: Settings) -> str:
+    return {
+        ProviderName.FAL: "FAL_QUEUE_URL",
+        ProviderName.AIGATEWAY: "AIGATEWAY_BASE_URL",
+        ProviderName.ONEMIN: "ONEMIN_BASE_URL",
+        ProviderName.PIXAZO: "PIXAZO_BASE_URL",
+    }[settings.provider]
+
+
 def settings_check(settings: Settings) -> Check:
-    """The line for settings that loaded (``load_settings`` has already refused bad ones)."""
+    """The line for settings that loaded (``load_settings`` has already refused bad ones),
+    with the database's absolute path and whether it exists yet (the check creates nothing)."""
+    database = settings.database
+    state = (
+        "exists"
+        if database.is_file()
+        else "does not exist yet: `pikabot run` will create a new, empty one"
+    )
     return Check(
         True,
         f"settings: PIKA_PROVIDER={settings.provider.value},"
-        f" database {settings.database}, DISCORD_TOKEN and {settings.provider_key_name()} set",
+        f" DISCORD_TOKEN and {settings.provider_key_name()} set;"
+        f" database (PIKABOT_DATABASE) {database} {state}",
     )
 
 
@@ -82,7 +112,8 @@ async def discord_check(session: aiohttp.ClientSession, api_base: str, token: st
     except CONNECTION_ERRORS as exc:
         return Check(
             False,
-            f"Discord: could not reach {_host(url)} ({type(exc).__name__}); check the network",
+            f"Discord: could not reach {_host(url)}: {unreachable_reason(exc)};"
+            " check this machine's network, DNS and firewall",
         )
     if status == 200 and isinstance(body, Mapping):
         name, user_id = body.get("username", "?"), body.get("id", "?")
@@ -113,10 +144,31 @@ async def provider_check(settings: Settings, session: aiohttp.ClientSession) -> 
         return Check(False, f"{label} knows {key_name}, but the account is out of funds: top it up")
     except RateLimited:
         return Check(False, f"{label} is rate limiting the key check: try again in a minute")
-    except ProviderError as exc:
+    except RefusedAtTheDoor:
+        return Check(False, f"{label} is busy (HTTP 503) and could not check {key_name}: try later")
+    except TransientError as exc:
+        if isinstance(exc, NotDelivered) or _is_connection_error(exc.__cause__):
+            return Check(
+                False,
+                f"{label}: could not check {key_name}, it cannot be reached"
+                f" ({unreachable_reason(exc)}); check the network and {_url_setting(settings)}",
+            )
         return Check(
             False,
-            f"{label}: could not check {key_name} ({type(exc).__name__}); try again later",
+            f"{label}: could not check {key_name}: the service is failing on its side"
+            " (a server error or time-out); try again later",
+        )
+    except NotFound:
+        return Check(
+            False,
+            f"{label}: could not check {key_name}: the address does not offer the key-check"
+            f" call (HTTP 404); check {_url_setting(settings)}",
+        )
+    except ProviderError:
+        return Check(
+            False,
+            f"{label}: could not check {key_name}: it answered in a way pikabot does not"
+            " understand; try again later",
         )
     if verdict is None:
         return Check(
@@ -129,6 +181,10 @@ async def provider_check(settings: Settings, session: aiohttp.ClientSession) -> 
     return Check(
         False, f"{label} refused {key_name}: copy the key again from the provider's dashboard"
     )
+
+
+def _is_connection_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, CONNECTION_ERRORS)
 
 
 async def run_checks(settings: Settings, *, discord_api: str) -> list[Check]:

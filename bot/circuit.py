@@ -2,8 +2,11 @@
 
 While open, new requests are refused at once (no credit reserved) with a clear message,
 instead of each one reserving, waiting on a dead service and being refunded minutes later.
-After ``cooldown`` seconds one request is let through (half-open); its success closes the
-circuit, its failure opens it again.
+After ``cooldown`` seconds exactly one request is let through (half-open): its success closes
+the circuit, its failure opens it again for another ``cooldown``. Requests arriving while
+that probe is out are refused like those of an open circuit. A probe that never reports
+(refused by a quota after being let through, say) is given up after another ``cooldown``, and
+the next request becomes the probe.
 """
 
 from __future__ import annotations
@@ -27,27 +30,45 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
+        self._probe_at: float | None = None  # when the half-open probe was let through
 
     @property
     def is_open(self) -> bool:
-        """True while new jobs should be refused (False once the cool-down allows a probe)."""
-        if self._opened_at is None:
-            return False
-        return self._clock() - self._opened_at < self.cooldown
+        """True while a new request would be refused (open, or its one probe is out)."""
+        return self.retry_in() > 0
 
     def retry_in(self) -> float:
-        """Seconds until a probe is allowed (0 when closed)."""
+        """Seconds until a request may go (0 when closed or when a probe may go now)."""
         if self._opened_at is None:
             return 0.0
-        return max(0.0, self.cooldown - (self._clock() - self._opened_at))
+        since = self._probe_at if self._probe_at is not None else self._opened_at
+        return max(0.0, self.cooldown - (self._clock() - since))
+
+    def allow(self) -> bool:
+        """May a new request go to the provider? Closed: yes. Open: no, except the one probe.
+
+        Unlike :attr:`is_open` this claims what it grants: once the cool-down is over, the
+        first caller is the probe and later callers are refused until it reports.
+        """
+        if self._opened_at is None:
+            return True
+        if self.retry_in() > 0:
+            return False
+        self._probe_at = self._clock()
+        return True
 
     def record_success(self) -> None:
         """The provider answered properly: close the circuit."""
         self._failures = 0
         self._opened_at = None
+        self._probe_at = None
 
     def record_outage(self) -> None:
-        """The provider was unreachable or failing on its side (5xx, timeouts, 429 storms)."""
+        """The provider was unreachable or failing on its side (5xx, timeouts, 429 storms).
+
+        A failed probe (or any outage once open) opens the circuit for a new cool-down.
+        """
         self._failures += 1
-        if self._failures >= self.threshold:
+        if self._failures >= self.threshold or self._opened_at is not None:
             self._opened_at = self._clock()
+            self._probe_at = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,9 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from bot import __version__, cli_quota
-from bot.config import ProviderName, Settings, SettingsError, load_settings
-from bot.logs import configure_logging
+from bot.config import ProviderName, Settings, SettingsError, load_settings, unknown_variables
+from bot.logs import configure_logging, debug_enabled
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from bot.lease import TerminalLease
@@ -68,12 +73,15 @@ def _settings(*, need_discord: bool, need_provider: bool, quiet: bool = False) -
     if quiet and "log_level" not in settings.model_fields_set:
         level = "WARNING"  # generate's status line shows the job's progress
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
+    for name, close in unknown_variables(os.environ):
+        log.warning("settings.unknown_variable", variable=name, did_you_mean=close)
     return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pikabot`` console script."""
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
         match args.command:
             case "run":
@@ -107,19 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:  # the one place a start-up failure is turned into a sentence
         from bot.redact import redact_text
+        from bot.startup import describe
 
-        print(f"pikabot: {redact_text(_describe(exc))}", file=sys.stderr)
+        log.debug("startup.failed", exc_info=exc)
+        debug = debug_enabled()
+        secrets = settings.secrets() if settings is not None else []
+        print(f"pikabot: {redact_text(describe(exc, debug=debug), secrets)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_USAGE
-
-
-def _describe(exc: Exception) -> str:
-    name = type(exc).__name__
-    if name == "LoginFailure":
-        return "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal."
-    if name == "PrivilegedIntentsRequired":
-        return "Discord refused a privileged intent; pikabot needs none, check the bot's settings."
-    return f"could not start ({name}); run with PIKABOT_LOG_LEVEL=DEBUG for details"
 
 
 STOPPED = "Stopped from the terminal (Ctrl-C)."

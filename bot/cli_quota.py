@@ -14,11 +14,11 @@ import argparse
 import sys
 from typing import Any
 
+from bot.audit_text import describe
 from bot.config import Settings
 from bot.guild_settings import OPERATOR_ID
 from bot.moderation import Moderation, ModerationError, Overview
-from bot.services import build_quotas
-from bot.store import Store
+from bot.services import build_quotas, open_store
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -59,7 +59,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.guild_id <= 0:
         sys.stderr.write("pikabot: GUILD_ID must be a server's id (a positive number)\n")
         return EXIT_USAGE
-    store = await Store.open(settings.database)
+    store = await open_store(settings)
     try:
         quotas = build_quotas(store, settings)
         moderation = Moderation(store, quotas)
@@ -101,11 +101,15 @@ async def _action(moderation: Moderation, args: argparse.Namespace) -> list[str]
                 raise ModerationError("--page and --per-page must be at least 1")
             if args.rules:
                 audit = await moderation.audit(guild, args.page, args.per_page)
-                out = [
-                    f"#{e.id}\t{e.created_at.isoformat()}\tactor {e.actor_id}\t{e.action}"
-                    f"\t{e.old_value or '-'} -> {e.new_value or '-'}\t{e.reason or ''}"
-                    for e in audit.items
-                ]
+                out = []
+                for e in audit.items:
+                    change = describe(
+                        e, role=lambda i: f"role {i}", channel=lambda i: f"channel {i}"
+                    )
+                    out.append(
+                        f"#{e.id}\t{e.created_at.isoformat()}\tactor {e.actor_id}"
+                        f"\t{change.subject}\t{change.old} -> {change.new}\t{e.reason or ''}"
+                    )
                 return [*out, f"page {audit.page} of {audit.pages} ({audit.total} entries)"]
             page = await moderation.ledger(guild, args.page, args.per_page)
             out = [

@@ -6,13 +6,26 @@ The provider settings keep the names the providers' own documents use (``FAL_KEY
 
 from __future__ import annotations
 
+import difflib
+import math
+import os
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    Field,
+    HttpUrl,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.models import PikaModel
@@ -48,6 +61,37 @@ def _env(name: str) -> AliasChoices:
 
 
 Seconds = Annotated[float, Field(gt=0)]
+
+_DURATION_HINT = "use seconds (1200) or an ISO 8601 duration (PT20M)"
+_TIMEDELTA = TypeAdapter(timedelta)
+
+
+def parse_duration(value: object) -> timedelta:
+    """A positive duration from seconds (``1200``, ``90.5``) or ISO 8601 (``PT20M``)."""
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        duration = _seconds(float(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            duration = _seconds(float(text))
+        except ValueError:
+            try:
+                duration = _TIMEDELTA.validate_python(text)
+            except ValidationError:
+                raise ValueError(_DURATION_HINT) from None
+    else:
+        raise ValueError(_DURATION_HINT)
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than zero: {_DURATION_HINT}")
+    return duration
+
+
+def _seconds(number: float) -> timedelta:
+    if not math.isfinite(number):
+        raise ValueError(_DURATION_HINT)
+    return timedelta(seconds=number)
 
 
 class Settings(BaseSettings):
@@ -137,6 +181,18 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", validation_alias=_env("PIKABOT_LOG_LEVEL"))
 
+    @field_validator("job_deadline", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("database")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Relative to the working directory, as always, but kept absolute so that every log
+        # line and `pikabot check` say which file is meant.
+        return value if str(value) == ":memory:" else Path(os.path.abspath(value.expanduser()))
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -187,14 +243,61 @@ class SettingsError(Exception):
     """A missing or invalid setting, described in one line that names it."""
 
 
-_ENV_NAMES = {
+_ENV_NAMES: dict[str, str] = {
     name: (
-        field.validation_alias.choices[0]
+        str(field.validation_alias.choices[0])
         if isinstance(field.validation_alias, AliasChoices)
-        else name
+        else name.upper()
     )
     for name, field in Settings.model_fields.items()
 }
+
+
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if field.annotation == SecretStr | None
+)
+
+
+def _describe_invalid(error: Any) -> str:
+    """One line for pydantic's first error: the variable, what is wrong, and what was given.
+
+    A validator's own ``ValueError`` text is shown as written (pydantic would prefix it with
+    "Value error,"); a secret's value is never repeated.
+    """
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    env_name = _ENV_NAMES.get(field, field.upper())
+    cause = (error.get("ctx") or {}).get("error")
+    message = str(cause) if error["type"] == "value_error" and cause else str(error["msg"])
+    given = error.get("input")
+    if field not in _SECRET_FIELDS and isinstance(given, str) and len(given) <= 80:
+        message += f' (got "{given}")'
+    return f"{env_name} is invalid: {message}"
+
+
+KNOWN_VARIABLES = frozenset(_ENV_NAMES.values())
+"""Every environment variable the settings read."""
+_OUR_PREFIXES = ("PIKABOT_", "PIKA_")
+
+
+def unknown_variables(
+    environ: Mapping[str, str], env_file: Path | None = Path(".env")
+) -> list[tuple[str, str | None]]:
+    """``PIKABOT_*``/``PIKA_*`` names in the environment or ``.env`` that no setting reads.
+
+    Each comes with the closest known name, if one is close: a misspelt setting would
+    otherwise be ignored without a word and its default used.
+    """
+    names = set(environ)
+    if env_file is not None and env_file.is_file():
+        names |= set(dotenv_values(env_file))
+    found = []
+    for name in sorted(names):
+        upper = name.upper()
+        if not upper.startswith(_OUR_PREFIXES) or upper in KNOWN_VARIABLES:
+            continue
+        close = difflib.get_close_matches(upper, KNOWN_VARIABLES, n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
 
 
 def load_settings(*, need_discord: bool, need_provider: bool, **overrides: object) -> Settings:
@@ -202,10 +305,7 @@ def load_settings(*, need_discord: bool, need_provider: bool, **overrides: objec
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        env_name = _ENV_NAMES.get(field, field.upper())
-        raise SettingsError(f"{env_name} is invalid: {first['msg']}") from None
+        raise SettingsError(_describe_invalid(exc.errors()[0])) from None
     if need_discord and (
         settings.discord_token is None or not settings.discord_token.get_secret_value()
     ):

@@ -240,13 +240,13 @@ class JobService:
         pays) what that provider charges. With no usable fallback the request is refused
         before any credit is reserved.
         """
-        if not self.breaker.is_open:
+        if self.breaker.allow():  # closed, or this request is the half-open probe
             return self.provider
         fallback = self.fallback
         if (
             fallback is not None
-            and not self.breakers[fallback.name].is_open
             and fallback.capabilities.unsupported(request) is None
+            and self.breakers[fallback.name].allow()
         ):
             log.info("provider.failover", primary=self.provider.name, fallback=fallback.name)
             return fallback

@@ -96,3 +96,8 @@ def configure_logging(
     # discord.py's gateway chatter is DEBUG-worthy; keep its INFO lines (connect, resume).
     logging.getLogger("discord.gateway").setLevel(max(logging.INFO, root.level))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def debug_enabled() -> bool:
+    """True when ``PIKABOT_LOG_LEVEL=DEBUG`` is in effect (tracebacks are logged)."""
+    return logging.getLogger().isEnabledFor(logging.DEBUG)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
+import structlog
 
 from bot import __version__
 from bot.config import Settings
@@ -19,10 +20,29 @@ from bot.quotas import Quotas
 from bot.store import Store
 from bot.terminal import headless
 
+log = structlog.get_logger(__name__)
+
 USER_AGENT = f"pikabot/{__version__} (+https://github.com/pikabot/pikabot)"
 
 HTTP_HEADROOM = 100
 """Connections beyond one per followed job: submits, result fetches and downloads."""
+
+
+async def open_store(settings: Settings) -> Store:
+    """The database at ``PIKABOT_DATABASE``, logged with its absolute path; a new, empty one
+    is a warning, since a wrong working directory or setting silently starts a fresh ledger."""
+    store = await Store.open(settings.database)
+    if store.created:
+        log.warning(
+            "store.created",
+            path=str(store.path),
+            hint="a new, empty database: if this bot had credits and history before,"
+            " PIKABOT_DATABASE points elsewhere (a relative path is taken from the working"
+            " directory)",
+        )
+    else:
+        log.info("store.opened", path=str(store.path))
+    return store
 
 
 def build_quotas(store: Store, settings: Settings) -> Quotas:
@@ -51,7 +71,7 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings) -> Services:
         """Open the database (migrating it) and build the provider and services."""
-        store = await Store.open(settings.database)
+        store = await open_store(settings)
         session = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),

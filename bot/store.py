@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import importlib.resources
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
@@ -39,6 +40,15 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+class DatabaseUnavailable(Exception):
+    """The database file could not be opened, created or migrated (``reason`` says why)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class Store:
     """An open database. Use :meth:`open` and close it with :meth:`close` (or ``async with``).
 
@@ -47,25 +57,41 @@ class Store:
     makes it exclusive against other processes (the operator CLI) too.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path | None) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, path: Path | None, *, created: bool = False
+    ) -> None:
         self.connection = connection
         self.path = path
+        self.created = created
+        """True when :meth:`open` made a new, empty database (no file was there)."""
         self._access = SharedExclusive()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
-        """Open (creating it and its folder if needed) and migrate the database at ``path``."""
-        path = Path(path)
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = NORMAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute("PRAGMA busy_timeout = 5000")
-        store = cls(connection, path)
-        await store.migrate()
+        """Open (creating it and its folder if needed) and migrate the database at ``path``.
+
+        A relative ``path`` is taken from the working directory and kept absolute, so logs
+        say which file is in use. Any failure to open, create or migrate it is raised as
+        :class:`DatabaseUnavailable`, naming the path and the reason in plain words.
+        """
+        path = _absolute(path)
+        created = False
+        connection: aiosqlite.Connection | None = None
+        try:
+            created = _prepare(path)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            store = cls(connection, path, created=created)
+            await store.migrate()
+        except (OSError, sqlite3.Error) as exc:
+            if connection is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await connection.close()
+            raise DatabaseUnavailable(path, _why(path, exc)) from exc
         return store
 
     async def migrate(self) -> None:
@@ -244,6 +270,39 @@ class Transaction:
         """Run a migration script statement by statement (``executescript`` would COMMIT)."""
         for statement in _split_sql(sql):
             await self._connection.execute(statement)
+
+
+def _absolute(path: Path | str) -> Path:
+    """``path`` made absolute against the working directory (``:memory:`` stays as it is)."""
+    if str(path) == ":memory:":
+        return Path(path)
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _prepare(path: Path) -> bool:
+    """Create the database's folder if needed; True if there is no database file yet."""
+    if str(path) == ":memory:":
+        return False
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _why(path: Path, exc: OSError | sqlite3.Error) -> str:
+    """What stopped the database from opening, in an operator's words."""
+    text = str(exc).lower()
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text:
+        return "permission denied: the bot's user cannot write there"
+    if "not a database" in text:
+        return "the file is not a SQLite database"
+    if "unable to open" in text:
+        folder = path.parent
+        if not folder.is_dir():
+            return f"its folder {folder} does not exist and could not be created"
+        return "permission denied: the bot's user cannot create or open the file there"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import discord
 
+from bot.audit_text import describe
 from bot.guild_settings import OPERATOR_ID, AuditEntry
 from bot.moderation import Overview, Page, UsageReport
 from bot.policy import GuildPolicy
@@ -136,11 +137,13 @@ def ledger_embed(page: Page[LedgerEntry]) -> discord.Embed:
 
 def audit_embed(page: Page[AuditEntry]) -> discord.Embed:
     """``/quota ledger entries:rules``: every rule change, newest first."""
-    lines = [
-        f"`#{e.id}` {_ts(e.created_at)} {_who(e.actor_id)}: **{e.action}**"
-        f" {e.old_value or '—'} → {e.new_value or '—'}" + (f" · {e.reason}" if e.reason else "")
-        for e in page.items
-    ]
+    lines = []
+    for e in page.items:
+        change = describe(e, role=lambda i: f"<@&{i}>", channel=lambda i: f"<#{i}>")
+        lines.append(
+            f"`#{e.id}` {_ts(e.created_at)} {_who(e.actor_id)}: **{change.subject}**"
+            f" {change.old} → {change.new}" + (f" · {_clip(e.reason, 80)}" if e.reason else "")
+        )
     embed = discord.Embed(
         title="Rule changes",
         description=_clip("\n".join(lines) or "No changes yet.", 4000),

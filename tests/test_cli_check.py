@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -112,6 +113,46 @@ async def test_check_reports_an_unreachable_provider(tmp_path: Path):
         assert code == 1, (lines, err)
         assert lines[2].startswith("✗ ")
         assert "could not check AIGATEWAY_API_KEY" in lines[2]
+        assert "the connection was refused" in lines[2] and "AIGATEWAY_BASE_URL" in lines[2]
+        assert "NotDelivered" not in lines[2] and "Error" not in lines[2]
+
+
+async def test_check_reports_an_unreachable_discord_in_words(tmp_path: Path):
+    """Discord's API not answering is said in words (refused), not as an aiohttp class."""
+    setup = SETUPS["fal"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with setup.make() as fake:
+        env = {"DISCORD_TOKEN": "t", **setup.env(fake)}
+        code, lines, err = await check(f"http://127.0.0.1:{port}/api/v10", env, tmp_path)
+    assert code == 1, (lines, err)
+    assert lines[1] == (
+        f"✗ Discord: could not reach 127.0.0.1:{port}: the connection was refused;"
+        " check this machine's network, DNS and firewall"
+    )
+
+
+def relative_to_root(path: Path) -> str:
+    """``path`` relative to the repository root (``../../tmp/...``)."""
+    return os.path.relpath(path, ROOT)
+
+
+async def test_check_names_the_database_it_would_use(tmp_path: Path):
+    """The settings line gives the database's absolute path and says a new one would be made;
+    the check itself creates nothing."""
+    setup = SETUPS["fal"]
+    database = tmp_path / "fresh" / "ledger.sqlite3"
+    relative = relative_to_root(database)  # `check` runs in the repository root
+    async with DiscordDouble() as discord, setup.make() as fake:
+        env = {"DISCORD_TOKEN": discord.token, "PIKABOT_DATABASE": relative, **setup.env(fake)}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+    assert code == 0, (lines, err)
+    assert lines[0].endswith(
+        f"database (PIKABOT_DATABASE) {database} does not exist yet:"
+        " `pikabot run` will create a new, empty one"
+    ), lines[0]
+    assert not database.parent.exists()
 
 
 async def test_check_out_of_funds_is_named(tmp_path: Path):

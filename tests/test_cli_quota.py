@@ -77,12 +77,27 @@ async def test_cli_quota_show_grant_set_ledger(
     assert code == 0
     assert "grant\t+50" in out and "actor 0" in out and "launch party" in out
     code, out, _ = await quota("ledger", GUILD, "--rules")
-    assert "set allowance\t200 -> 300" in out
+    assert "allowance	200 credits -> 300 credits" in out
     assert rows(env, "SELECT DISTINCT actor_id FROM audit") == [(0,)]
     assert rows(env, "SELECT kind, amount, actor_id FROM ledger ORDER BY id") == expected_rows
     code, out, _ = await quota("show", GUILD)
     remaining = 250 if expected_rows == NEW_PERIOD else 350  # kept, or the new allowance + 50
     assert f"remaining {remaining} of 300 (daily" in out, out
+
+
+async def test_cli_quota_rule_changes_in_readable_values(tmp_path: Path, env: dict[str, str]):
+    """``ledger --rules`` shows the USD cap as dollars, not the stored column name and
+    millionths."""
+    code, _, err = await pikabot(
+        "quota", "set", GUILD, "--usd-cap", "12.50", "--reason", "budget", env=env, cwd=tmp_path
+    )
+    assert code == 0, err
+    code, out, err = await pikabot("quota", "ledger", GUILD, "--rules", env=env, cwd=tmp_path)
+    assert code == 0, err
+    (line, footer) = out.strip().splitlines()
+    assert line.split("\t")[3:] == ["monthly USD cap", "no cap -> $12.50", "budget"]
+    assert "12500000" not in out and "_micros" not in out
+    assert footer == "page 1 of 1 (1 entries)"
 
 
 def untouched(env: dict[str, str]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.discord import ADMIN_ID, CHANNEL_ID, SECOND_CHANNEL_ID, USER_ID
+from tests.fakes.discord import ADMIN_ID, ADMIN_ROLE_ID, CHANNEL_ID, SECOND_CHANNEL_ID, USER_ID
 from tests.fakes.discord.state import Callback
 from tests.fakes.stack import Stack, description, running_stack
 from tests.polling import eventually
@@ -143,3 +143,26 @@ async def test_e2e_queue_position_is_shown(single_slot: Stack):
     first_done = stack.fal.recorded("file")[0].time
     second_sent = stack.fal.recorded("submit")[1].time
     assert second_sent > first_done, "the second job waits for the first one's slot"
+
+
+async def test_e2e_quota_rule_changes_read_as_the_moderator_set_them(stack: Stack):
+    """The audit trail shows what the moderator set: $12.50, a role mention, a channel
+    mention; never the stored column, the USD millionths or a bare id."""
+    await quota(stack, "set", usd_cap="12.50", reason="budget")
+    await quota(stack, "required-role", role=ADMIN_ROLE_ID)
+    await quota(stack, "channels", action="add", channel=SECOND_CHANNEL_ID)
+    await quota(stack, "member-cap", exempt_role=ADMIN_ROLE_ID)
+    shown = await quota(stack, "ledger", entries="rules")
+    text = shown.data["embeds"][0]["description"]
+    lines = [line.split(": ", 1)[1] for line in text.splitlines()]  # after "#id <t:…> who"
+    assert lines == [
+        f"**rule for <@&{ADMIN_ROLE_ID}>** no rule → no member limits",
+        f"**channels** — → <#{SECOND_CHANNEL_ID}> allowed",
+        f"**role needed for /pika** anyone → <@&{ADMIN_ROLE_ID}>",
+        "**monthly USD cap** no cap → $12.50 · budget",
+    ]
+    assert "12500000" not in text and "_micros" not in text
+    assert rows(stack, "SELECT action, new_value FROM audit WHERE action LIKE 'set %'") == [
+        ("set monthly_usd_cap_micros", "12500000"),
+        ("set required_role_id", str(ADMIN_ROLE_ID)),
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.circuit import CircuitBreaker
 from bot.config import Period
 from bot.delivery import DownloadedVideo
 from bot.jobs import (
@@ -432,6 +433,27 @@ async def test_job_breaker_opens_after_repeated_outages(world: World):
     assert "having trouble" in refused.value.user_message
     assert len(await world.store.fetch_all("SELECT id FROM reservations")) == reservations_before
     assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
+
+
+async def test_job_breaker_half_open_sends_one_probe(world: World):
+    """After the cool-down one request probes the provider; the others are refused until the
+    probe has answered, and its success lets everyone through again."""
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown=60, clock=lambda: now[0])
+    world.service.breakers[world.service.provider.name] = breaker
+    breaker.record_outage()
+    breaker.record_outage()
+    now[0] = 61.0
+    probe = await world.service.create(request(), ORIGIN)
+    with pytest.raises(RequestRefused) as refused:
+        await world.service.create(request(), ORIGIN)
+    assert "having trouble" in refused.value.user_message
+    assert len(await world.store.fetch_all("SELECT id FROM reservations")) == 1
+    done = await run(world, probe, RecordingFrontEnd())
+    assert done.state is JobState.DELIVERED
+    after = await world.service.create(request(), ORIGIN)
+    assert after.provider == world.service.provider.name
+    assert world.fal.count("submit") == 1
 
 
 async def test_job_cancel_while_queued_refunds(world: World):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import re
+from pathlib import Path
 
 import pytest
 import structlog
@@ -11,6 +14,8 @@ import structlog
 from bot.config import LogFormat
 from bot.logs import configure_logging
 from bot.redact import redact_text, safe_url
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +81,58 @@ def test_logging_console_redacts_secrets_in_tracebacks(capsys: pytest.CaptureFix
     assert "provider.crashed" in err
     assert "RuntimeError" in err
     assert "sk-console-secret" not in err
+
+
+_LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
+_EVENT = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def _log_calls(tree: ast.AST) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _LEVELS
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in {"log", "bound", "logger"}
+    ]
+
+
+def _dotted_family(event: ast.expr | None) -> bool:
+    if not isinstance(event, ast.JoinedStr) or len(event.values) != 2:
+        return False
+    prefix, name = event.values
+    return (
+        isinstance(prefix, ast.Constant)
+        and re.fullmatch(r"[a-z][a-z0-9_]*\.", str(prefix.value)) is not None
+        and isinstance(name, ast.FormattedValue)
+        and isinstance(name.value, ast.Name)
+    )
+
+
+def test_logging_is_one_way_structlog_dotted_events():
+    """Every module logs through structlog with a dotted event name and key/value pairs:
+    no standard-library logger of our own, no %-format or f-string prose."""
+    problems = []
+    for path in sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "cogs").rglob("*.py")]):
+        name = path.relative_to(ROOT).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                name != "bot/logs.py"
+                and isinstance(node, ast.Attribute)
+                and node.attr == "getLogger"
+            ):
+                problems.append(f"{name}:{node.lineno}: logging.getLogger")
+        for call in _log_calls(tree):
+            event = call.args[0] if call.args else None
+            if _dotted_family(event):
+                pass  # f"credits.{state}": one family of dotted events
+            elif not (isinstance(event, ast.Constant) and isinstance(event.value, str)):
+                problems.append(f"{name}:{call.lineno}: event is not a literal")
+            elif not _EVENT.match(event.value):
+                problems.append(f"{name}:{call.lineno}: {event.value!r} is not a dotted event")
+            if len(call.args) > 1:
+                problems.append(f"{name}:{call.lineno}: positional %-format arguments")
+    assert problems == []

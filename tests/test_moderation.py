@@ -7,12 +7,14 @@ from decimal import Decimal
 
 import pytest
 
+from bot.audit_text import describe
 from bot.config import Period
 from bot.guild_settings import OPERATOR_ID
 from bot.moderation import Moderation, ModerationError, parse_usd
 from bot.policy import MemberContext
 from bot.pricing import Quote
 from bot.quotas import Quotas
+from bot.reruns import RerunsBy
 from bot.store import Store
 
 G, MOD = 500, 9001
@@ -232,3 +234,51 @@ async def test_moderation_member_standing(mod: Moderation, quotas):
     assert raised.cap == 90
     moderator = await mod.standing(MemberContext(G, 2, 1, is_moderator=True))
     assert moderator.cap is None and moderator.exempt
+
+
+async def test_moderation_audit_reads_in_the_moderators_terms(mod: Moderation):
+    """Every kind of rule change, described as the moderator set it (role and channel names
+    from the caller), newest first."""
+    await mod.set(G, MOD, allowance=300, reset_hour=6, time_zone="Europe/Berlin", usd_cap="12.5")
+    await mod.set(G, MOD, rollover=True, period="weekly")
+    await mod.member_cap(G, MOD, credits=50, running=2, role_id=77, role_credits=200)
+    await mod.member_cap(G, MOD, exempt_role_id=78)
+    await mod.cooldown(G, MOD, 90)
+    await mod.required_role(G, MOD, 79)
+    await mod.reruns_by(G, MOD, RerunsBy.REQUESTER)
+    await mod.nsfw_only(G, MOD, True)
+    await mod.channel(G, MOD, 111, allowed=True)
+    await mod.channel(G, MOD, 112, allowed=True)
+    await mod.channel(G, MOD, 112, allowed=False)
+    await mod.clear_channels(G, MOD)
+    await mod.blocklist(G, MOD, "Gore", blocked=True)
+    await mod.blocklist(G, MOD, "gore", blocked=False)
+    await mod.set(G, MOD, usd_cap="none")
+    page = await mod.audit(G, page=1, per_page=50)
+    described = [
+        describe(e, role=lambda i: f"@{i}", channel=lambda i: f"#{i}").line()
+        for e in reversed(page.items)
+    ]
+    assert described == [
+        "allowance: 100 credits → 300 credits",
+        "reset time: 00:00 → 06:00",
+        "time zone: the bot's default → Europe/Berlin",
+        "monthly USD cap: no cap → $12.50",
+        "period: daily → weekly",
+        "rollover: off → on",
+        "member cap: no cap → 50 credits",
+        "jobs at once per member: no limit → 2",
+        "rule for @77: no rule → cap 200 credits",
+        "rule for @78: no rule → no member limits",
+        "cooldown: none → 90 s",
+        "role needed for /pika: anyone → @79",
+        "reruns by: anyone → each video's requester",
+        "only in age-restricted channels: off → on",
+        "channels: — → #111 allowed",
+        "channels: — → #112 allowed",
+        "channels: #112 allowed → removed",
+        "channels: #111 → all channels",
+        "blocklist: — → `gore` added",
+        "blocklist: `gore` → removed",
+        "monthly USD cap: $12.50 → no cap",
+    ]

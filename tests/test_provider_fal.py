@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import structlog
 
+from bot.config import LogFormat
+from bot.logs import configure_logging
 from bot.models import AspectRatio, GenerationRequest, Mode, PikaModel, Resolution
 from bot.pricing import quote
 from bot.providers.base import ProviderHandle, ProviderStatus, StatusKind
@@ -374,6 +379,30 @@ async def test_watch_polls_when_stream_disabled(
     assert seen[-1].result is not None
     assert fal.count("stream") == 1
     assert fal.count("status") == 5
+
+
+async def test_fal_logs_structlog_events_with_fields(
+    fal: FakeFal, session: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fal's log lines are the same dotted JSON events as every other provider's."""
+    configure_logging(level="INFO", fmt=LogFormat.JSON, secrets=[KEY])
+    try:
+        fal.stream_enabled = False
+        provider = make_provider(session, fal)
+        handle = await provider.submit(text_request())
+        await collect(provider, handle)
+        lines = capsys.readouterr().err.strip().splitlines()
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    records = [json.loads(line) for line in lines]
+    ours = {r["event"]: r for r in records if r.get("logger") == "bot.providers.fal"}
+    submitted = ours["provider.submitted"]
+    assert (submitted["provider"], submitted["request_id"]) == ("fal", handle.request_id)
+    assert submitted["endpoint"] == "fal-ai/pika/v2.2/text-to-video"
+    unavailable = ours["provider.stream_unavailable"]
+    assert (unavailable["provider"], unavailable["status"]) == ("fal", 404)
+    assert KEY not in "".join(lines)
 
 
 async def test_watch_poll_interval_respected(fal: FakeFal, session: aiohttp.ClientSession) -> None:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from decimal import Decimal
 from typing import Any, Literal
 
 import aiohttp
+import structlog
 from yarl import URL
 
 from bot.models import AspectRatio, GenerationRequest, Mode, PikaModel, Resolution
@@ -57,12 +57,13 @@ from bot.providers.http import (
     RetryPolicy,
     connection_error,
     key_verdict,
+    log_text,
     parse_retry_after,
     read_json,
     with_retries,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 
@@ -222,7 +223,7 @@ class FalProvider:
             value = self._trusted_url(payload.get(key))
             if value is not None:
                 data[key] = value
-        log.info("fal accepted request %s on %s", request_id, endpoint)
+        log.info("provider.submitted", provider=self.name, request_id=request_id, endpoint=endpoint)
         return ProviderHandle(request_id=request_id, data=data)
 
     def _trusted_url(self, value: object) -> str | None:
@@ -238,7 +239,12 @@ class FalProvider:
         except ValueError:
             return None
         if not url.is_absolute() or url.origin() != self._origin:
-            log.warning("fal returned a URL outside %s; building it instead", self._origin)
+            log.warning(
+                "provider.foreign_url",
+                provider=self.name,
+                host=url.host,
+                expected=str(self._origin),
+            )
             return None
         return value
 
@@ -335,13 +341,13 @@ class FalProvider:
         try:
             async with self._session.get(url, headers=headers, timeout=_STREAM_TIMEOUT) as resp:
                 if resp.status != 200:
-                    log.info("fal status stream unavailable (HTTP %s); polling", resp.status)
+                    log.info("provider.stream_unavailable", provider=self.name, status=resp.status)
                     return
                 async for data in _sse_data(resp):
                     try:
                         payload = json.loads(data)
                     except ValueError:
-                        log.info("fal status stream sent a non-JSON event; polling")
+                        log.info("provider.stream_bad_event", provider=self.name)
                         return
                     parsed = parse_status(payload)
                     if parsed is None:
@@ -350,9 +356,9 @@ class FalProvider:
                     if parsed.kind is StatusKind.COMPLETED:
                         return
         except _STREAM_ERRORS as exc:
-            log.info("fal status stream dropped (%s); polling", type(exc).__name__)
+            log.info("provider.stream_dropped", provider=self.name, error=type(exc).__name__)
             return
-        log.info("fal status stream ended before COMPLETED; polling")
+        log.info("provider.stream_ended", provider=self.name)
 
     # -- result ------------------------------------------------------------------------------
 
@@ -392,7 +398,10 @@ class FalProvider:
                 async with self._session.put(url, headers=self._headers) as resp:
                     if resp.status in (400, 404, 409):
                         log.info(
-                            "fal refused to cancel %s: HTTP %s", handle.request_id, resp.status
+                            "provider.cancel_refused",
+                            provider=self.name,
+                            request_id=handle.request_id,
+                            status=resp.status,
                         )
                         return False
                     if resp.status >= 300:
@@ -498,7 +507,7 @@ def parse_status(payload: object) -> ProviderStatus | None:
     kind = _STATES.get(raw)
     if kind is None:
         # Choice: an unknown state is treated as running; the job deadline still applies.
-        log.warning("fal reported an unknown status %r; treating it as running", raw[:40])
+        log.warning("provider.unknown_status", provider="fal", status=log_text(raw, 40))
         kind = StatusKind.RUNNING
     position = payload.get("queue_position")
     if not isinstance(position, int) or isinstance(position, bool) or kind is not StatusKind.QUEUED:
