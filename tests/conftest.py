@@ -1,8 +1,9 @@
-"""Fixtures shared by the suite: real SQLite files in a temp folder, real aiohttp sessions."""
+"""Fixtures shared by the suite: real SQLite files in a temp folder, a real PostgreSQL server,
+real aiohttp sessions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 from bot.config import Period
 from bot.quotas import Quotas
 from bot.store import Store
+from tests import postgres
 
 
 @pytest.fixture
@@ -34,3 +36,24 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """A real HTTP client session."""
     async with aiohttp.ClientSession() as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server whose role may create databases, shared by the whole run.
+
+    ``PIKABOT_TEST_POSTGRES_URL`` if set, else a throwaway server started on first use and
+    stopped (its data deleted) at the end of the run. Tests should want ``postgres_url``.
+    """
+    with postgres.server_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """URL of a fresh empty database of this test's own, dropped when the test ends."""
+    name = await postgres.create_database(postgres_server_url)
+    try:
+        yield postgres.database_url(postgres_server_url, name)
+    finally:
+        await postgres.drop_database(postgres_server_url, name)
