@@ -11,6 +11,7 @@ import pytest
 
 from bot.config import Period
 from bot.quotas import Quotas
+from bot.storage import Storage, open_storage, sqlite_url
 from bot.store import Store
 from tests import postgres
 
@@ -57,3 +58,24 @@ async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
         yield postgres.database_url(postgres_server_url, name)
     finally:
         await postgres.drop_database(postgres_server_url, name)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty database on each backend in turn (the test runs twice)."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "pikabot.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def storage(storage_url: str) -> AsyncIterator[Storage]:
+    """A migrated database on each backend in turn, closed after the test."""
+    opened = await open_storage(storage_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

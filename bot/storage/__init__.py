@@ -1,0 +1,52 @@
+"""Where pikabot keeps its data: :func:`open_storage` picks the backend from a URL.
+
+``sqlite:///data/pikabot.sqlite3`` (relative) or ``sqlite:////var/lib/pikabot.sqlite3``
+(absolute) is the embedded default, for one process; ``postgresql://user:pass@host/db`` is the
+shared engine for several processes. Both apply their numbered migrations when opened and
+refuse a database migrated by a newer pikabot (:class:`~bot.storage.base.SchemaTooNew`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.storage.base import SchemaTooNew, Storage, StorageError, UnitOfWork
+
+__all__ = ["SchemaTooNew", "Storage", "StorageError", "UnitOfWork", "open_storage", "sqlite_url"]
+
+SQLITE_SCHEME = "sqlite"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The URL of the SQLite file at ``path`` (made absolute)."""
+    return f"{SQLITE_SCHEME}:///{Path(path).absolute()}"
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a ``sqlite:///…`` URL names (three slashes: relative; four: absolute)."""
+    parts = urlsplit(url)
+    if parts.scheme != SQLITE_SCHEME or parts.netloc:
+        raise StorageError(f"not a SQLite URL (use sqlite:///path/to/file.sqlite3): {url!r}")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise StorageError("the SQLite URL names no file (use sqlite:///data/pikabot.sqlite3)")
+    return Path(path)
+
+
+async def open_storage(url: str) -> Storage:
+    """Open (creating and migrating where needed) the database at ``url``."""
+    scheme = urlsplit(url).scheme
+    if scheme == SQLITE_SCHEME:
+        from bot.storage.sqlite import open_sqlite
+
+        return await open_sqlite(sqlite_path(url))
+    if scheme in POSTGRES_SCHEMES:
+        from bot.storage.postgres import open_postgres
+
+        return await open_postgres(url)
+    raise StorageError(
+        "PIKABOT_DATABASE_URL must start with sqlite:/// or postgresql://"
+        f" (got {scheme + '://' if scheme else 'no scheme'})"
+    )
