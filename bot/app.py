@@ -32,8 +32,13 @@ INTENTS = discord.Intents(guilds=True, guild_reactions=True)
 """No privileged intents: slash commands and raw reactions need none."""
 
 
-class PikaBot(commands.Bot):
-    """The bot: owns the services for its lifetime and closes them on shutdown."""
+class PikaBot(commands.AutoShardedBot):
+    """The bot: owns the services for its lifetime and closes them on shutdown.
+
+    Sharded from the start (Discord refuses an unsharded bot at 2,500 guilds): all shards in
+    this process by default, as many as Discord recommends; ``PIKABOT_SHARD_COUNT`` and
+    ``PIKABOT_SHARD_IDS`` give each of several processes its own range.
+    """
 
     def __init__(
         self,
@@ -42,6 +47,9 @@ class PikaBot(commands.Bot):
         sync_commands: bool | None = None,
         resume_jobs: bool = True,
     ) -> None:
+        shards = services.settings.shard_ids
+        # discord.py reads a missing shard_ids as "every shard" (its stub types it as a list).
+        sharding: dict[str, Any] = {"shard_ids": list(shards)} if shards else {}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=INTENTS,
@@ -50,6 +58,8 @@ class PikaBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             max_messages=None,
             chunk_guilds_at_startup=False,
+            shard_count=services.settings.shard_count,
+            **sharding,
         )
         self.services = services
         self._sync = sync_commands  # None: sync only if the command set changed
@@ -105,10 +115,20 @@ class PikaBot(commands.Bot):
         log.info("commands.synced", scope=key, count=len(synced))
         return True
 
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Log each shard's connection."""
+        log.info("discord.shard_ready", shard_id=shard_id, shard_count=self.shard_count)
+
     async def on_ready(self) -> None:
-        """Log the connection (once per gateway session)."""
+        """Log the connection once every shard of this process is ready."""
         assert self.user is not None
-        log.info("discord.ready", user_id=self.user.id, guilds=len(self.guilds))
+        log.info(
+            "discord.ready",
+            user_id=self.user.id,
+            guilds=len(self.guilds),
+            shard_ids=sorted(self.shards),
+            shard_count=self.shard_count,
+        )
 
     async def close(self) -> None:
         """Stop taking commands, suspend jobs (they resume next start), close the database."""

@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.models import PikaModel
 
@@ -63,6 +63,27 @@ def _env(name: str) -> AliasChoices:
 Seconds = Annotated[float, Field(gt=0)]
 
 _DURATION_HINT = "use seconds (1200) or an ISO 8601 duration (PT20M)"
+_SHARDS_HINT = "use a range such as 0-3 or a list such as 4,5,6,7"
+
+
+def parse_shard_ids(text: str) -> tuple[int, ...] | None:
+    """Shard ids from ``0-3``, ``4,5,6,7`` or a mix (``0-1,4``); empty: None (every shard)."""
+    if not text.strip():
+        return None
+    ids: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"{text!r} is not a list of shard ids: {_SHARDS_HINT}") from None
+        if low < 0 or high < low:
+            raise ValueError(f"{part.strip()!r} is not a range of shard ids: {_SHARDS_HINT}")
+        ids.update(range(low, high + 1))
+    return tuple(sorted(ids))
+
+
 _TIMEDELTA = TypeAdapter(timedelta)
 
 
@@ -108,6 +129,12 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = Field(default=None, validation_alias=_env("DISCORD_TOKEN"))
     dev_guild_id: int | None = Field(default=None, validation_alias=_env("PIKABOT_DEV_GUILD_ID"))
+    shard_count: int | None = Field(
+        default=None, ge=1, validation_alias=_env("PIKABOT_SHARD_COUNT")
+    )  # None: Discord's recommendation (GET /gateway/bot)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None, validation_alias=_env("PIKABOT_SHARD_IDS")
+    )  # None: every shard; with several processes, each its own range
 
     # Providers: names fixed by the providers' own documents.
     provider: ProviderName = Field(default=ProviderName.FAL, validation_alias=_env("PIKA_PROVIDER"))
@@ -185,6 +212,11 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ranges(cls, value: object) -> object:
+        return parse_shard_ids(value) if isinstance(value, str) else value
 
     @field_validator("database")
     @classmethod
@@ -321,6 +353,18 @@ def load_settings(*, need_discord: bool, need_provider: bool, **overrides: objec
             raise SettingsError(
                 f"{settings.provider_key_name(fallback)} is not set:"
                 f" PIKABOT_FALLBACK_PROVIDER={fallback.value} needs its API key"
+            )
+    if settings.shard_ids is not None:
+        count = settings.shard_count
+        if count is None:
+            raise SettingsError(
+                "PIKABOT_SHARD_IDS needs PIKABOT_SHARD_COUNT (the shards of all processes)"
+            )
+        outside = [i for i in settings.shard_ids if i >= count]
+        if outside:
+            raise SettingsError(
+                f"PIKABOT_SHARD_IDS names shard {outside[0]}, but with PIKABOT_SHARD_COUNT={count}"
+                f" the shards are 0 to {count - 1}"
             )
     if need_provider:
         key = settings.provider_key()

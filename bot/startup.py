@@ -12,6 +12,9 @@ from bot.reach import unreachable_reason
 from bot.store import DatabaseUnavailable
 
 DEBUG_HINT = "PIKABOT_LOG_LEVEL=DEBUG logs the traceback"
+INVALID_SHARD = 4010
+SHARDING_REQUIRED = 4011
+"""Gateway close codes: a shard id out of range; too few shards for the bot's guilds."""
 
 
 class StartupFailure(Exception):
@@ -41,6 +44,15 @@ def describe(exc: BaseException, *, debug: bool = False) -> str:
         return "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal."
     if name == "PrivilegedIntentsRequired":
         return "Discord refused a privileged intent; pikabot needs none, check the bot's settings."
+    if name == "ConnectionClosed" and getattr(exc, "code", None) == SHARDING_REQUIRED:
+        return (
+            "Discord requires more shards for this many servers: raise PIKABOT_SHARD_COUNT"
+            " (or unset it and PIKABOT_SHARD_IDS to use Discord's recommendation)."
+        )
+    if name == "ConnectionClosed" and getattr(exc, "code", None) == INVALID_SHARD:
+        return (
+            "Discord refused the shard settings: check PIKABOT_SHARD_COUNT and PIKABOT_SHARD_IDS."
+        )
     if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
         text = f"a network connection failed: {unreachable_reason(exc)}"
     else:

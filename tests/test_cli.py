@@ -61,6 +61,28 @@ async def pikabot(
         ),
         ({"DISCORD_TOKEN": "t", "PIKA_PROVIDER": "pixazo"}, "PIXAZO_API_KEY is not set"),
         (
+            {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "PIKABOT_SHARD_IDS": "0-3"},
+            "PIKABOT_SHARD_IDS needs PIKABOT_SHARD_COUNT",
+        ),
+        (
+            {
+                "DISCORD_TOKEN": "t",
+                "FAL_KEY": "k",
+                "PIKABOT_SHARD_COUNT": "4",
+                "PIKABOT_SHARD_IDS": "2-5",
+            },
+            "PIKABOT_SHARD_IDS names shard 4, but with PIKABOT_SHARD_COUNT=4 the shards are 0 to 3",
+        ),
+        (
+            {
+                "DISCORD_TOKEN": "t",
+                "FAL_KEY": "k",
+                "PIKABOT_SHARD_COUNT": "4",
+                "PIKABOT_SHARD_IDS": "a",
+            },
+            "PIKABOT_SHARD_IDS is invalid: 'a' is not a list of shard ids",
+        ),
+        (
             {"DISCORD_TOKEN": "t", "FAL_KEY": "k", "PIKABOT_TIMEZONE": "Mars/Olympus"},
             "PIKABOT_TIMEZONE is invalid: use an IANA time zone name such as Europe/Berlin or UTC"
             ' (got "Mars/Olympus")',

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.fakes.bot_process import BotProcess
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, USER_ID, DiscordDouble, Message
@@ -75,16 +76,31 @@ def description(message: Message) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(tmp_path: Path, **env_overrides: str) -> AsyncIterator[Stack]:
-    """Start the world; on exit stop the bot and check nothing secret reached its log."""
-    async with DiscordDouble() as discord, FakeFal(key=FAL_KEY, stream_interval=0.05) as fal:
+async def running_stack(
+    tmp_path: Path,
+    *,
+    discord_knobs: Mapping[str, Any] | None = None,
+    dev_guild: bool = True,
+    **env_overrides: str,
+) -> AsyncIterator[Stack]:
+    """Start the world; on exit stop the bot and check nothing secret reached its log.
+
+    ``discord_knobs`` are the loopback Discord's constructor options (say, shards);
+    ``dev_guild=False`` syncs the commands globally instead of to ``GUILD_ID`` (for tests
+    with several guilds).
+    """
+    knobs = dict(discord_knobs or {})
+    async with (
+        DiscordDouble(**knobs) as discord,
+        FakeFal(key=FAL_KEY, stream_interval=0.05) as fal,
+    ):
         db = tmp_path / "pikabot.sqlite3"
         env = {
             "DISCORD_TOKEN": discord.token,
             "FAL_KEY": FAL_KEY,
             "FAL_QUEUE_URL": fal.url,
             "PIKABOT_DATABASE": str(db),
-            "PIKABOT_DEV_GUILD_ID": str(GUILD_ID),
+            **({"PIKABOT_DEV_GUILD_ID": str(GUILD_ID)} if dev_guild else {}),
             "PIKABOT_STATUS_EDIT_INTERVAL": "0.1",
             "PIKABOT_POLL_INTERVAL": "0.1",
             "PIKABOT_DEFAULT_ALLOWANCE": "100",

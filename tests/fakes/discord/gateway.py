@@ -19,6 +19,16 @@ from . import payloads
 if TYPE_CHECKING:
     from .server import DiscordDouble
 
+GUILD_EVENTS_BY_ID = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
+"""Events whose guild is the payload's own ``id`` (the others carry ``guild_id``)."""
+
+
+def guild_of(event: str, data: dict[str, Any]) -> int | None:
+    """The guild an event belongs to, for routing it to its shard (None: no guild)."""
+    raw = data.get("id") if event in GUILD_EVENTS_BY_ID else data.get("guild_id")
+    return int(raw) if raw is not None else None
+
+
 # Opcodes
 DISPATCH = 0
 HEARTBEAT = 1
@@ -41,12 +51,22 @@ MESSAGE_CONTENT = 1 << 15
 PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 
-class GatewaySession:
-    """State of one gateway session (survives a RESUME on a new socket)."""
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that receives a guild's events (Discord's rule)."""
+    return (guild_id >> 22) % shard_count
 
-    def __init__(self, session_id: str, intents: int) -> None:
+
+class GatewaySession:
+    """State of one gateway session (survives a RESUME on a new socket).
+
+    A session identified with ``shard: [id, count]`` receives only the events of the guilds
+    on its shard (and, on shard 0, those of no guild: direct messages), as Discord sends them.
+    """
+
+    def __init__(self, session_id: str, intents: int, shard: tuple[int, int] = (0, 1)) -> None:
         self.session_id = session_id
         self.intents = intents
+        self.shard_id, self.shard_count = shard
         self.seq = 0
         self.ws: web.WebSocketResponse | None = None
         self.lock = asyncio.Lock()
@@ -54,6 +74,12 @@ class GatewaySession:
     def wants(self, intent: int) -> bool:
         """Whether the bot identified with ``intent``."""
         return bool(self.intents & intent)
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session's shard receives the events of ``guild_id`` (None: no guild)."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Send one frame if the socket is open (events while disconnected are dropped)."""
@@ -89,9 +115,11 @@ class Gateway:
         return [s for s in self.sessions.values() if s.ws is not None and not s.ws.closed]
 
     async def dispatch(self, event: str, data: dict[str, Any], intent: int | None = None) -> None:
-        """Send an event to every live session (optionally only those with ``intent``)."""
+        """Send an event to every live session whose shard owns its guild (optionally only
+        those with ``intent``)."""
+        guild_id = guild_of(event, data)
         for session in self.live:
-            if intent is None or session.wants(intent):
+            if (intent is None or session.wants(intent)) and session.owns(guild_id):
                 await session.dispatch(event, data)
 
     async def close_all(self, code: int = 1001) -> None:
@@ -160,7 +188,15 @@ class Gateway:
         if intents & PRIVILEGED & ~double.privileged_intents:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return None
-        session = GatewaySession(secrets.token_hex(16), intents)
+        shard = data.get("shard") or [0, 1]
+        shard_id, shard_count = int(shard[0]), int(shard[1])
+        if not 0 <= shard_id < shard_count:
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
+        if shard_count < double.required_shards:
+            await ws.close(code=4011, message=b"Sharding required.")
+            return None
+        session = GatewaySession(secrets.token_hex(16), intents, (shard_id, shard_count))
         session.ws = ws
         self.sessions[session.session_id] = session
         world = double.world
@@ -169,10 +205,12 @@ class Gateway:
             {
                 "v": 10,
                 "user": payloads.client_user(world.bot),
-                "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+                "guilds": [
+                    {"id": str(g), "unavailable": True} for g in world.guilds if session.owns(g)
+                ],
                 "session_id": session.session_id,
                 "resume_gateway_url": double.gateway_url,
-                "shard": data.get("shard", [0, 1]),
+                "shard": [shard_id, shard_count],
                 "application": {"id": str(world.application_id), "flags": 0},
                 "private_channels": [],
                 "relationships": [],
@@ -186,9 +224,13 @@ class Gateway:
             },
         )
         for guild in world.guilds.values():
-            await session.dispatch("GUILD_CREATE", double.guild_create_payload(guild, session))
+            if session.owns(guild.id):
+                await session.dispatch("GUILD_CREATE", double.guild_create_payload(guild, session))
         self.ready.set()
-        await double._emit("gateway_ready", data={"session_id": session.session_id})
+        await double._emit(
+            "gateway_ready",
+            data={"session_id": session.session_id, "shard": [shard_id, shard_count]},
+        )
         return session
 
     async def _resume(

@@ -221,6 +221,9 @@ class DiscordDouble:
     interaction, ``None`` = no deadline; then the callback answers 404 code 10062),
     ``request_limit`` (whole-request cap, 25 MiB), ``attachment_url_ttl`` (CDN URL life),
     ``privileged_intents`` (which privileged intents the app may use; others close 4014);
+    sharding: ``recommended_shards`` (what ``GET /gateway/bot`` says), ``required_shards``
+    (fewer close 4011, "Sharding required", as Discord does past 2,500 guilds per shard) and
+    ``max_concurrency``; each shard's session gets only its guilds' events;
     per guild: ``set_premium_tier`` and ``set_upload_limit``; scripted faults: ``fail``;
     scripted slowness: ``hold``.
     """
@@ -237,8 +240,14 @@ class DiscordDouble:
         attachment_url_ttl: float = 24 * 3600.0,
         privileged_intents: int = PRIVILEGED,
         bot_name: str = "pikabot",
+        recommended_shards: int = 1,
+        required_shards: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
+        self.recommended_shards = recommended_shards
+        self.required_shards = required_shards
+        self.max_concurrency = max_concurrency
         self.interaction_token_ttl = interaction_token_ttl
         self.callback_deadline = callback_deadline
         self.request_limit = request_limit
@@ -462,11 +471,14 @@ class DiscordDouble:
         await self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(chan))
         return chan.id
 
-    async def add_guild(self, name: str, *, premium_tier: int = 0) -> int:
+    async def add_guild(
+        self, name: str, *, premium_tier: int = 0, guild_id: int | None = None
+    ) -> int:
         """Add a guild (with a "general" channel, the bot, alice as owner and bob); returns
-        its id. The guild's "general" channel id is ``guild.channels`` first key. Sends
-        GUILD_CREATE to a connected bot."""
-        gid = snowflake()
+        its id (``guild_id``, say one chosen for its shard, or a new snowflake). The guild's
+        "general" channel id is ``guild.channels`` first key. Sends GUILD_CREATE to the
+        connected session of its shard."""
+        gid = guild_id if guild_id is not None else snowflake()
         world = self.world
         guild = Guild(gid, name, owner_id=ADMIN_ID, premium_tier=premium_tier)
         admin_role = snowflake()
@@ -483,7 +495,8 @@ class DiscordDouble:
         }
         world.guilds[gid] = guild
         for session in self.gateway.live:
-            await session.dispatch("GUILD_CREATE", self.guild_create_payload(guild, session))
+            if session.owns(gid):
+                await session.dispatch("GUILD_CREATE", self.guild_create_payload(guild, session))
         return gid
 
     def guild_create_payload(self, guild: Guild, session: GatewaySession) -> dict[str, Any]:
@@ -925,7 +938,7 @@ class DiscordDouble:
                 mdata.pop("user")
                 data["member"] = mdata
         for session in self.gateway.live:
-            if not session.wants(GUILD_MESSAGES):
+            if not session.wants(GUILD_MESSAGES) or not session.owns(message.guild_id):
                 continue
             out = data
             own = message.author.id == self.bot_id
@@ -1270,12 +1283,12 @@ class DiscordDouble:
         return _json(
             {
                 "url": self.gateway_url,
-                "shards": 1,
+                "shards": self.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.max_concurrency,
                 },
             }
         )
