@@ -115,19 +115,21 @@ class JobLauncher:
         """Reserve and start a job for the member behind ``interaction``; None if refused.
 
         ``rerun_of`` is the finished job a rerun button repeats; ``notes`` (how the prompt
-        was read) are added to the private acknowledgement.
+        was read) are added to the private acknowledgement. The interaction is deferred before
+        the reserving write, so Discord's 3 s window never waits for the database.
         """
         missing = missing_permissions(interaction.app_permissions)
         if missing:
-            await interaction.response.send_message(
+            await answer_privately(
+                interaction,
                 "I can't post videos in this channel: I'm missing the "
                 + ", ".join(missing)
                 + " permission. Ask a moderator to grant it, or use another channel.",
-                ephemeral=True,
             )
             return None
         extra = rerun_extra(rerun_of, self.bot) if rerun_of else {}
         extra["upload_limit"] = str(interaction.filesize_limit)
+        await defer_privately(interaction)
         try:
             origin = origin_of(interaction)
             member = member_of(
@@ -139,7 +141,7 @@ class JobLauncher:
             )
             job = await self.services.jobs.create(request, origin, extra=extra, member=member)
         except RequestRefused as refused:
-            await interaction.response.send_message(refused.user_message, ephemeral=True)
+            await answer_privately(interaction, refused.user_message)
             return None
         try:
             await self._acknowledge(interaction, job, notes)
@@ -156,17 +158,30 @@ class JobLauncher:
         images: Sequence[discord.Attachment] = (),
         default_model: PikaModel,
     ) -> Job | None:
-        """Check the images by their bytes, build the request and start it; a refusal is
+        """Build the request, check the images by their bytes and start it; a refusal is
         answered privately before anything is reserved. Every command that takes images
-        comes through here, so each image is checked the same way."""
+        comes through here, so each image is checked the same way.
+
+        What needs no network is checked first and refused at once; the image check and the
+        reservation wait on the network and the database, so the interaction is deferred
+        before them.
+        """
+        remote = remote_images(images)
         try:
-            urls = await check_remote_images(self.services.session, remote_images(images))
             prepared = prepare_request(
-                dataclasses.replace(options, image_urls=urls), default_model=default_model
+                dataclasses.replace(options, image_urls=tuple(i.url for i in remote)),
+                default_model=default_model,
             )
         except RequestRefused as refused:
-            await interaction.response.send_message(refused.user_message, ephemeral=True)
+            await answer_privately(interaction, refused.user_message)
             return None
+        if remote:
+            await defer_privately(interaction)
+            try:
+                await check_remote_images(self.services.session, remote)
+            except RequestRefused as refused:
+                await answer_privately(interaction, refused.user_message)
+                return None
         return await self.from_interaction(interaction, prepared.request, notes=prepared.notes)
 
     async def from_reaction(
@@ -232,7 +247,11 @@ class JobLauncher:
             f" Seed {job.request.seed}."
         )
         told = "".join(f"\n{note}" for note in notes)
-        await interaction.response.send_message(text + told, ephemeral=True)
+        try:
+            await answer_privately(interaction, text + told)
+        except discord.HTTPException:
+            # The status message below still shows the job (its own token never expires).
+            log.warning("interaction.answer_failed", job_id=job.id, exc_info=True)
         message = await self._post_status(job)
         if message is None:
             return
@@ -240,6 +259,22 @@ class JobLauncher:
             await interaction.edit_original_response(
                 content=f"{text} Follow it here: {message.jump_url}{told}"
             )
+
+
+async def defer_privately(interaction: discord.Interaction) -> None:
+    """Answer Discord now with a private "thinking…" (the 3 s window is met whatever comes
+    next); :func:`answer_privately` then replaces it. Once per interaction."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def answer_privately(interaction: discord.Interaction, text: str) -> None:
+    """The member's private answer: the response itself, or, after :func:`defer_privately`,
+    the "thinking…" message edited into it."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=text)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 def rerun_extra(original: Job, bot: discord.Client) -> dict[str, str]:

@@ -96,7 +96,7 @@ async def test_e2e_buttons_work_after_restart(stack: Stack):
     job_id = stack.job_column("id")[0]
     cursor = stack.discord.cursor()
     click = await stack.discord.click(first.id, f"pikabot:rerun:{job_id}:hd", user_id=USER_ID)
-    answer = await click.response(timeout=5)
+    answer = await click.answer(timeout=10)
     assert answer.ephemeral and "45 credits reserved" in answer.data["content"]
     await stack.delivered(cursor)
     second = stack.fal.recorded("submit")[1].json
@@ -193,7 +193,10 @@ async def test_e2e_expired_interaction_token_does_not_matter(stack: Stack):
     """With every interaction token dead at once, status and result still arrive."""
     stack.discord.interaction_token_ttl = 0.0
     cursor = stack.discord.cursor()
-    await stack.pika(prompt="long job")
+    interaction = await stack.discord.slash(
+        "pika", {"prompt": "long job"}, channel_id=CHANNEL_ID, user_id=USER_ID
+    )
+    await interaction.response(timeout=5)  # deferred in time; its token is already dead
     stack.discord.expire_interactions()
     await stack.delivered(cursor)
     await stack.discord.wait_for_message(
@@ -227,7 +230,7 @@ async def test_e2e_moderator_restricts_reruns_to_requester(stack: Stack):
     assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
     job_id = stack.job_column("id")[0]
     click = await stack.discord.click(result.id, f"pikabot:rerun:{job_id}:new", user_id=USER_ID)
-    assert "credits reserved" in (await click.response(timeout=5)).data["content"]
+    assert "credits reserved" in (await click.answer(timeout=10)).data["content"]
 
 
 async def test_e2e_missing_channel_permission_is_explained_before_reserving(stack: Stack):

@@ -143,7 +143,7 @@ async def test_e2e_images_are_checked_by_their_bytes(stack: Stack):
         {"prompt": "friends", "image1": Upload("a.png", png, "image/png")},
         attachments={"image2": Upload("b.png", gif, "image/png")},
     )
-    callback = await scenes.response(timeout=5)
+    callback = await scenes.answer(timeout=10)
     assert callback.ephemeral and "`b.png` is not a PNG" in callback.data["content"]
     assert stack.ledger() == [] and stack.fal.count("submit") == 0
     cursor = stack.discord.cursor()

@@ -135,7 +135,7 @@ async def pika(world: World, prompt: str) -> None:
     interaction = await world.discord.slash(
         "pika", {"prompt": prompt}, channel_id=CHANNEL_ID, user_id=USER_ID
     )
-    callback = await interaction.response(timeout=5)
+    callback = await interaction.answer(timeout=10)
     assert callback.ephemeral
     assert "credits reserved" in callback.data["content"]
 

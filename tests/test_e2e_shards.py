@@ -31,7 +31,7 @@ async def pika_delivered(stack: Stack, guild_id: int, prompt: str) -> None:
     interaction = await stack.discord.slash(
         "pika", {"prompt": prompt}, guild_id=guild_id, channel_id=channel_id, user_id=USER_ID
     )
-    answer = await interaction.response(timeout=10)
+    answer = await interaction.answer(timeout=10)
     assert "on its way" in answer.data.get("content", ""), answer.data
     await stack.discord.wait_for_message(
         lambda m: bool(m.attachments), channel_id=channel_id, timeout=30, after=cursor

@@ -52,11 +52,12 @@ class Stack:
     async def pika(
         self, *, user_id: int = USER_ID, **options: object
     ) -> tuple[Interaction, Callback]:
-        """``/pika`` as a member; returns the interaction and the bot's answer."""
+        """``/pika`` as a member; returns the interaction and the bot's private answer (after a
+        deferred callback, what it was edited into)."""
         interaction = await self.discord.slash(
             "pika", options, channel_id=CHANNEL_ID, user_id=user_id
         )
-        return interaction, await interaction.response(timeout=5)
+        return interaction, await interaction.answer(timeout=10)
 
     async def delivered(self, after: int, timeout: float = 30.0) -> Message:  # noqa: ASYNC109
         """The next message with an attachment posted after event index ``after``."""

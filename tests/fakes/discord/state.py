@@ -253,6 +253,22 @@ class Interaction:
         except TimeoutError:
             raise TimeoutError(f"interaction {self.id} got no callback within {timeout}s") from None
 
+    async def answer(self, timeout: float = 5.0) -> Callback:  # noqa: ASYNC109
+        """The bot's answer as the member ends up seeing it (bounded wait): the callback
+        itself, or, after a deferred "thinking…" callback (type 5), the original message once
+        the bot has edited it (content, embeds and flags as a type-4 callback would carry)."""
+        callback = await self.response(timeout)
+        if callback.type != 5:
+            return callback
+        for _ in range(max(1, int(timeout / 0.01))):
+            message = self.original
+            if message is not None and not message.loading:
+                data = {"content": message.content, "embeds": message.embeds}
+                data["flags"] = message.flags & 64
+                return Callback(4, data, list(message.attachments), time.monotonic())
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"interaction {self.id} was deferred but not answered in {timeout}s")
+
     @property
     def followups(self) -> list[Message]:
         """Follow-up messages sent through the interaction webhook, in order."""
