@@ -73,7 +73,7 @@ async def run(cfg: Config) -> Rows:
     async def watcher() -> None:
         nonlocal lowest_seen
         while not stop.is_set():
-            lowest_seen = min(lowest_seen, (await services.quotas.balance(GUILD)).remaining)
+            lowest_seen = min(lowest_seen, (await services.moderation.balance(GUILD)).remaining)
             await asyncio.sleep(0.005)
 
     try:
@@ -84,7 +84,7 @@ async def run(cfg: Config) -> Rows:
         elapsed = time.perf_counter() - started
         stop.set()
         await watching
-        final = await services.quotas.balance(GUILD)
+        final = await services.moderation.balance(GUILD)
     finally:
         await services.close()
 

@@ -25,6 +25,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -137,6 +138,10 @@ class Settings(BaseSettings):
     database: Path = Field(
         default=Path("data/pikabot.sqlite3"), validation_alias=_env("PIKABOT_DATABASE")
     )
+    """The SQLite file; with a ``sqlite:`` ``PIKABOT_DATABASE_URL``, the file that URL names."""
+    database_url: str = Field(default="", validation_alias=_env("PIKABOT_DATABASE_URL"))
+    """Where the data is: ``sqlite:///path`` (default: ``PIKABOT_DATABASE`` as a URL) or
+    ``postgresql://user:pass@host/db``; a SQLite path is made absolute."""
     default_model: PikaModel = Field(
         default=PikaModel.V2_2, validation_alias=_env("PIKABOT_DEFAULT_MODEL")
     )
@@ -192,6 +197,41 @@ class Settings(BaseSettings):
         # Relative to the working directory, as always, but kept absolute so that every log
         # line and `pikabot check` say which file is meant.
         return value if str(value) == ":memory:" else Path(os.path.abspath(value.expanduser()))
+
+    @model_validator(mode="after")
+    def _database_url(self) -> Settings:
+        from bot.storage import (
+            POSTGRES_SCHEMES,
+            SQLITE_SCHEME,
+            StorageError,
+            sqlite_path,
+            sqlite_url,
+        )
+
+        url = self.database_url.strip()
+        if not url:
+            self.database_url = sqlite_url(self.database)
+            return self
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme == SQLITE_SCHEME:
+            try:
+                path = sqlite_path(url)
+            except StorageError as exc:
+                raise ValueError(str(exc)) from None
+            self.database = Path(os.path.abspath(path.expanduser()))
+            self.database_url = sqlite_url(self.database)
+        elif scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                "PIKABOT_DATABASE_URL must start with sqlite:/// or postgresql://"
+                f" (got {scheme + '://' if scheme else 'no scheme'})"
+            )
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the SQLite file (``PIKABOT_DATABASE``'s, also with PostgreSQL): where
+        the terminal jobs' lease files are kept."""
+        return self.database.parent
 
     @field_validator("timezone")
     @classmethod
