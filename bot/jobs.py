@@ -292,8 +292,8 @@ class JobService:
         try:
             async with self._storage.unit() as uow:
                 await uow.lock_guild(origin.guild_id)
-                if self.limits.monthly_usd_cap is not None:
-                    await uow.lock_bot()
+                if self._admission.bot_monthly_usd_cap is not None:
+                    await uow.lock_bot()  # the bot-wide cap counts every guild's spend
                 await self._admission.check(uow, member, request, priced)
                 self.scheduler.check_room(origin.guild_id)
                 try:

@@ -17,7 +17,7 @@ from bot.moderation import Moderation
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
-from bot.storage import Storage, open_storage, sqlite_path
+from bot.storage import Storage, open_storage
 from bot.terminal import headless
 
 log = structlog.get_logger(__name__)
@@ -29,13 +29,11 @@ HTTP_HEADROOM = 100
 
 
 async def open_database(settings: Settings) -> Storage:
-    """The database at ``PIKABOT_DATABASE_URL``, logged with where it is; a new, empty SQLite
-    file is a warning, since a wrong working directory or setting silently starts a fresh
+    """The database at ``PIKABOT_DATABASE_URL``, logged with where it is; a new, empty one
+    is a warning, since a wrong working directory or setting silently starts a fresh
     ledger."""
-    url = settings.database_url
-    created = url.startswith("sqlite:") and not sqlite_path(url).exists()
-    storage = await open_storage(url)
-    if created:
+    storage = await open_storage(settings.database_url)
+    if storage.created:
         log.warning(
             "store.created",
             path=storage.location,

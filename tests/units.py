@@ -53,9 +53,7 @@ class Credits:
         """Add credits to the current period."""
         async with self.storage.unit() as uow:
             await uow.lock_guild(guild_id)
-            return await self.quotas.grant(
-                uow, guild_id, amount, actor_id=actor_id, reason=reason
-            )
+            return await self.quotas.grant(uow, guild_id, amount, actor_id=actor_id, reason=reason)
 
 
 async def ledger_rows(storage: Storage, guild_id: int) -> list[LedgerEntry]:
@@ -72,10 +70,12 @@ async def audit_rows(storage: Storage, guild_id: int) -> list[AuditEntry]:
     return list(reversed(rows))
 
 
-async def reservation_states(storage: Storage, guild_id: int) -> list[ReservationState]:
-    """The state of each of the guild's reservations, oldest first."""
-    rows = await ledger_rows(storage, guild_id)
-    ids = [r.reservation_id for r in rows if r.kind is LedgerKind.RESERVE]
+async def reservation_states(storage: Storage, *guild_ids: int) -> list[ReservationState]:
+    """The state of each of the guilds' reservations, guild by guild, oldest first."""
+    ids = []
+    for guild_id in guild_ids:
+        rows = await ledger_rows(storage, guild_id)
+        ids += [r.reservation_id for r in rows if r.kind is LedgerKind.RESERVE]
     states = []
     async with storage.read() as uow:
         for rid in ids:
