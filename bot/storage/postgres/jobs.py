@@ -185,10 +185,11 @@ class PostgresJobs:
         return sorted((_job(r) for r in rows), key=lambda job: job.id)
 
     async def renew(self, owner: str, job_ids: Sequence[int], until: datetime) -> list[int]:
-        """Extend ``owner``'s leases; the ids it still holds (a lost lease is not renewed)."""
+        """Extend ``owner``'s leases; the ids it still holds (a lost lease is not renewed,
+        nor one of a finished job)."""
         rows = await self._db.fetch(
             "UPDATE jobs SET lease_expires_at = $3"
-            " WHERE id = ANY($2::BIGINT[]) AND lease_owner = $1 RETURNING id",
+            f" WHERE id = ANY($2::BIGINT[]) AND lease_owner = $1 AND {_UNFINISHED} RETURNING id",
             owner,
             list(job_ids),
             until,

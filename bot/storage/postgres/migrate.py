@@ -26,7 +26,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _CREATE_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version    INTEGER     PRIMARY KEY,
-    name       TEXT        NOT NULL,
+    name       TEXT        NOT NULL DEFAULT '',
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )
 """
@@ -75,15 +75,16 @@ def too_new(location: str, stored: int, known: int) -> SchemaTooNew:
     )
 
 
-async def migrate(connection: PoolConnectionProxy[Record], location: str) -> int:
+async def migrate(connection: PoolConnectionProxy[Record], location: str) -> tuple[int, int]:
     """Apply every migration newer than the database's, each in its own transaction, under
-    the migration lock; the version reached. Raises :class:`SchemaTooNew` for a newer one."""
+    the migration lock; the versions before and after. Raises :class:`SchemaTooNew` for a
+    database migrated by a newer pikabot."""
     known = migrations()
     newest = max((m.version for m in known), default=0)
     await connection.execute("SELECT pg_advisory_lock($1, $2)", *MIGRATION_LOCK)
     try:
         await connection.execute(_CREATE_VERSION_TABLE)
-        stored = await current_version(connection)
+        stored = found = await current_version(connection)
         if stored > newest:
             raise too_new(location, stored, newest)
         for migration in known:
@@ -98,6 +99,6 @@ async def migrate(connection: PoolConnectionProxy[Record], location: str) -> int
                 )
             log.info("store.migrated", migration=migration.name, version=migration.version)
             stored = migration.version
-        return stored
+        return found, stored
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1, $2)", *MIGRATION_LOCK)

@@ -27,8 +27,14 @@ from bot.storage.postgres.types import Connection
 
 log = structlog.get_logger(__name__)
 
-_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
-"""Failures that mean the server went away mid-unit (not a refused statement)."""
+_LOST = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+"""Failures that can mean the server went away (not a refused statement)."""
 
 
 class PostgresUnit:
@@ -76,6 +82,7 @@ class PostgresStorage:
     def __init__(self, pool: Pool[Record], target: connect.Target) -> None:
         self._pool = pool
         self._target = target
+        self._created = False
 
     @property
     def backend(self) -> str:
@@ -88,6 +95,11 @@ class PostgresStorage:
         return self._target.location
 
     @property
+    def created(self) -> bool:
+        """True when opening found an empty database (no pikabot schema) and migrated it."""
+        return self._created
+
+    @property
     def pool_size(self) -> int:
         """The most connections this process opens."""
         return self._target.pool_size
@@ -95,17 +107,29 @@ class PostgresStorage:
     @contextlib.asynccontextmanager
     async def _transaction(self, *, read_only: bool) -> AsyncIterator[UnitOfWork]:
         try:
-            async with self._pool.acquire() as connection:
-                if read_only:
-                    transaction = connection.transaction(isolation="repeatable_read", readonly=True)
-                else:
-                    transaction = connection.transaction(isolation="read_committed")
-                async with transaction:
-                    yield PostgresUnit(connection)
-        except _LOST as lost:
+            connection = await self._pool.acquire()
+        except _LOST as failed:
+            raise StorageError(connect.why(self._target, failed)) from None
+        try:
+            if read_only:
+                transaction = connection.transaction(isolation="repeatable_read", readonly=True)
+            else:
+                transaction = connection.transaction(isolation="read_committed")
+            async with transaction:
+                yield PostgresUnit(connection)
+        except asyncpg.ReadOnlySQLTransactionError:
             raise StorageError(
-                f"lost the connection to {self.location}: {connect.why(self._target, lost)}"
-            ) from lost
+                "a write was attempted in a read-only unit (storage.read()): use storage.unit()"
+            ) from None
+        except _LOST as failed:
+            if not connection.is_closed():
+                raise  # not the database's: an error of the unit's own work
+            raise StorageError(
+                f"lost the connection to the PostgreSQL server of {self.location}"
+                f" in the middle of a unit ({type(failed).__name__}): nothing of it was committed"
+            ) from None
+        finally:
+            await self._pool.release(connection)
 
     def unit(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on an error."""
@@ -118,7 +142,9 @@ class PostgresStorage:
     async def migrate(self) -> int:
         """Apply the migrations this database lacks (serialised across processes)."""
         async with self._pool.acquire() as connection:
-            return await migrate.migrate(connection, self.location)
+            before, after = await migrate.migrate(connection, self.location)
+        self._created = before == 0
+        return after
 
     async def schema_version(self) -> int:
         """The number of the last migration applied."""
