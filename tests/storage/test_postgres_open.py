@@ -1,0 +1,165 @@
+"""PostgreSQL only: opening — migrations applied once by concurrent opens, a newer schema
+refused, and connection failures as one clear line that never shows the password."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+import structlog
+
+from bot.storage import StorageError, open_storage
+from bot.storage.base import SchemaTooNew
+from bot.storage.postgres import open_postgres
+from bot.storage.postgres.migrate import latest, migrations
+from tests import postgres
+
+PASSWORD = "s3cr3t-Pa55"
+
+
+def _with_password(url: str, password: str = PASSWORD) -> str:
+    """``url`` with a password (the test servers trust local logins, so any password works)."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return url
+    user = parts.username or "postgres"
+    return parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}").geturl()
+
+
+async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(sql))
+    finally:
+        await connection.close()
+
+
+async def test_concurrent_opens_apply_each_migration_once(postgres_url: str) -> None:
+    opened = await asyncio.wait_for(
+        asyncio.gather(*(open_postgres(postgres_url) for _ in range(4))), 60
+    )
+    try:
+        versions = [await storage.schema_version() for storage in opened]
+    finally:
+        for storage in opened:
+            await storage.close()
+
+    assert versions == [latest()] * 4
+    rows = await _fetch(postgres_url, "SELECT version, name FROM schema_version ORDER BY version")
+    assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in migrations()]
+
+
+async def test_reopening_changes_nothing(postgres_url: str) -> None:
+    first = await open_storage(postgres_url)
+    async with first.unit() as uow:
+        await uow.meta.put("commands", "abc")
+    await first.close()
+
+    again = await open_storage(postgres_url)
+    try:
+        assert await again.schema_version() == latest()
+        async with again.read() as uow:
+            assert await uow.meta.get("commands") == "abc"
+    finally:
+        await again.close()
+
+
+async def test_a_database_newer_than_the_code_is_refused_in_one_line(postgres_url: str) -> None:
+    url = _with_password(postgres_url)
+    storage = await open_postgres(url)
+    await storage.close()
+    newer = latest() + 7
+    await _fetch(postgres_url, f"INSERT INTO schema_version (version, name) VALUES ({newer}, 'x')")
+
+    with pytest.raises(SchemaTooNew) as refused:
+        await open_storage(url)
+
+    message = str(refused.value)
+    location = urlsplit(url)._replace(netloc=f"postgres@{urlsplit(url).netloc.split('@')[1]}")
+    assert message == (
+        f"the database at {location.geturl()} is at schema version {newer} but this pikabot"
+        f" knows only up to {latest()}: upgrade pikabot (or restore the backup taken before"
+        " the upgrade)"
+    )
+    assert PASSWORD not in message
+
+
+async def test_the_location_and_the_logs_never_show_the_password(postgres_url: str) -> None:
+    url = _with_password(postgres_url) + "?pool_size=3"
+    with structlog.testing.capture_logs() as logs:
+        storage = await open_storage(url)
+    try:
+        assert storage.backend == "postgresql"
+        assert PASSWORD not in storage.location
+        assert storage.location.startswith("postgresql://postgres@")
+        assert "pool_size" not in storage.location
+        assert getattr(storage, "pool_size", None) == 3
+    finally:
+        await storage.close()
+    assert logs, "opening logs where the data is"
+    assert all(PASSWORD not in repr(event) for event in logs)
+
+
+async def test_an_unreachable_server_is_one_line_without_the_password() -> None:
+    port = postgres.free_port()  # nothing listens there: a real refused connection
+    url = f"postgresql://pika:{PASSWORD}@127.0.0.1:{port}/pikabot"
+
+    with pytest.raises(StorageError) as failed:
+        await open_storage(url)
+
+    message = str(failed.value)
+    assert message == (
+        f"cannot reach the PostgreSQL server of postgresql://pika@127.0.0.1:{port}/pikabot:"
+        " connection refused (is PostgreSQL running there?)"
+    )
+    assert "\n" not in message and PASSWORD not in message
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+
+
+async def test_a_missing_database_is_named_in_one_line(postgres_server_url: str) -> None:
+    url = postgres.database_url(_with_password(postgres_server_url), "pikabot_test_missing")
+
+    with pytest.raises(StorageError) as failed:
+        await open_storage(url)
+
+    message = str(failed.value)
+    assert message.startswith("the database 'pikabot_test_missing' does not exist on the")
+    assert "createdb pikabot_test_missing" in message
+    assert "\n" not in message and PASSWORD not in message
+
+
+async def test_an_unknown_role_is_one_line_without_the_password(postgres_url: str) -> None:
+    parts = urlsplit(postgres_url)
+    url = parts._replace(netloc=f"nobody_here:{PASSWORD}@{parts.hostname}:{parts.port}").geturl()
+
+    with pytest.raises(StorageError) as failed:
+        await open_storage(url)
+
+    message = str(failed.value)
+    assert "refused user 'nobody_here': wrong password or no such role" in message
+    assert "\n" not in message and PASSWORD not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            f"postgresql://pika:{PASSWORD}@127.0.0.1:notaport/db",
+            "the PostgreSQL URL is malformed (expected postgresql://user:password@host:5432/db)",
+        ),
+        (
+            f"postgresql://pika:{PASSWORD}@127.0.0.1:5432/db?pool_size=lots",
+            "pool_size must be a whole number (got 'lots')",
+        ),
+        (
+            f"postgresql://pika:{PASSWORD}@127.0.0.1:5432/db?pool_size=0",
+            "pool_size must be between 1 and 1000 (got 0)",
+        ),
+    ],
+)
+async def test_a_malformed_url_is_one_line_without_the_password(url: str, expected: str) -> None:
+    with pytest.raises(StorageError) as failed:
+        await open_storage(url)
+    assert str(failed.value) == expected
