@@ -9,7 +9,8 @@ from __future__ import annotations
 import aiohttp
 
 from bot.reach import unreachable_reason
-from bot.storage.base import DatabaseUnavailable, StorageError
+from bot.storage.base import StorageError
+from bot.storage.sqlite.connection import SqliteUnavailable
 
 DEBUG_HINT = "PIKABOT_LOG_LEVEL=DEBUG logs the traceback"
 
@@ -30,9 +31,9 @@ def describe(exc: BaseException, *, debug: bool = False) -> str:
     """The one line the CLI prints for ``exc``; unknown failures point at the traceback."""
     if isinstance(exc, StartupFailure):
         return str(exc)
-    if isinstance(exc, DatabaseUnavailable) and not exc.location.startswith("postgres"):
+    if isinstance(exc, SqliteUnavailable):
         return (
-            f"cannot open the database {exc.location} (PIKABOT_DATABASE): {exc.reason}."
+            f"cannot open the database {exc.path} (PIKABOT_DATABASE): {exc.reason}."
             " Set PIKABOT_DATABASE to a writable file, or make its folder writable by the"
             " bot's user (in Docker: mount a volume at /app/data)."
         )

@@ -47,16 +47,6 @@ class StorageError(Exception):
     """A database that cannot be used, in one sentence for the operator."""
 
 
-class DatabaseUnavailable(StorageError):
-    """The database could not be opened, created or migrated: ``location`` (a SQLite file's
-    absolute path, or a PostgreSQL URL without its password) and ``reason``, in plain words."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
 class SchemaTooNew(StorageError):
     """The database was migrated by a newer pikabot than this one."""
 
