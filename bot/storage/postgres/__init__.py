@@ -40,5 +40,5 @@ async def open_postgres(url: str, *, pool_size: int | None = None) -> Storage:
     except (OSError, asyncpg.InterfaceError) as failed:
         pool.terminate()
         raise StorageError(connect.why(target, failed)) from None
-    log.info("store.opened", backend="postgresql", location=target.location, version=version)
+    log.debug("storage.opened", backend="postgresql", location=target.location, version=version)
     return storage

@@ -60,5 +60,5 @@ async def open_sqlite(path: Path | str) -> SqliteStorage:
             raise
         raise SqliteUnavailable(path, why(path, exc)) from exc
     storage = SqliteStorage(path, writer, opened[1:], created=before == 0)
-    log.info("store.opened", path=str(path), created=storage.created)
+    log.debug("storage.opened", path=str(path), created=storage.created)
     return storage
