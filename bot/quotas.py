@@ -275,7 +275,7 @@ class Quotas:
         if ended is None:
             return False
         log.info(
-            f"credits.{state.value}",
+            f"credits.{state}",
             guild_id=ended.guild_id,
             reservation_id=reservation_id,
             job_id=job_id,
