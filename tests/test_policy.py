@@ -269,3 +269,44 @@ async def test_policy_usd_caps_cannot_be_raced(world: World):
     world.service._admission.bot_monthly_usd_cap = Decimal("1.00")
     others = await asyncio.gather(*(attempt(G + 1 + u, u) for u in range(10)))
     assert sum(others) == 3  # $0.40 spent by G already: three more $0.20 clips fit in $1.00
+
+
+async def test_policy_rules_hold_across_processes(
+    world: World, storage_url: str, tmp_path: Path, session: aiohttp.ClientSession
+):
+    """Three job services on one database (three bot processes): the guild's balance, a member
+    cap and the bot-wide USD cap hold for all of them together."""
+    from bot.moderation import Moderation
+
+    others = [await open_storage(storage_url) for _ in range(2)]
+    worlds = [world] + [make_world(world.fal, s, storage_url, tmp_path, session) for s in others]
+    try:
+        moderation = Moderation(world.storage, world.quotas.quotas)
+        await moderation.set(G, 1, allowance=100)  # five 20-credit clips
+        await moderation.member_cap(G, 1, credits=60)  # of which one member gets three
+
+        async def attempt(where: World, guild: int, user: int) -> bool:
+            try:
+                await where.service.create(
+                    GenerationRequest(prompt="x", seed=1),
+                    Origin(guild, CH, user),
+                    member=MemberContext(guild, CH, user),
+                )
+            except RequestRefused:
+                return False
+            return True
+
+        one_member = await asyncio.gather(*(attempt(worlds[i % 3], G, USER) for i in range(12)))
+        assert sum(one_member) == 3
+        everyone = await asyncio.gather(*(attempt(worlds[i % 3], G, 100 + i) for i in range(12)))
+        assert sum(everyone) == 2  # the balance: 100 credits, 60 already held
+        assert (await world.quotas.balance(G)).remaining == 0
+        for each in worlds:  # $1.00 for the whole bot; $1.00 already held by guild G
+            each.service._admission.bot_monthly_usd_cap = Decimal("1.60")
+        elsewhere = await asyncio.gather(*(attempt(worlds[i % 3], G + 1 + i, i) for i in range(12)))
+        assert sum(elsewhere) == 3  # three more $0.20 clips fit in $1.60
+    finally:
+        for each in worlds[1:]:
+            await each.service.close()
+        for opened in others:
+            await opened.close()
