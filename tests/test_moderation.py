@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -283,3 +284,26 @@ async def test_moderation_audit_reads_in_the_moderators_terms(mod: Moderation):
         "blocklist: `gore` → removed",
         "monthly USD cap: $12.50 → no cap",
     ]
+
+
+async def test_moderation_rollover_is_carried_once_across_processes(
+    storage_url: str, mod: Moderation, credits, quotas: Quotas, clock: Clock
+):
+    """Three processes looking at a new period at once carry the unused credits in once."""
+    from bot.storage import open_storage
+
+    await mod.set(G, MOD, rollover=True)
+    r = await credits.reserve(G, 1, q(30))
+    await credits.charge(r.id)
+    clock.now += timedelta(days=1)
+    opened = [await open_storage(storage_url) for _ in range(3)]
+    try:
+        balances = await asyncio.gather(
+            *(Moderation(s, quotas).balance(G) for s in opened for _ in range(4))
+        )
+    finally:
+        for s in opened:
+            await s.close()
+    assert {(b.carried, b.remaining) for b in balances} == {(70, 170)}
+    carried = [r for r in await ledger_rows(credits.storage, G) if r.kind is LedgerKind.ROLLOVER]
+    assert [r.amount for r in carried] == [0, 70]
