@@ -163,3 +163,45 @@ async def test_a_malformed_url_is_one_line_without_the_password(url: str, expect
     with pytest.raises(StorageError) as failed:
         await open_storage(url)
     assert str(failed.value) == expected
+
+
+async def test_a_connection_lost_mid_unit_is_one_line_and_the_pool_recovers(
+    postgres_url: str,
+) -> None:
+    storage = await open_storage(_with_password(postgres_url))
+    try:
+        with pytest.raises(StorageError) as failed:
+            async with storage.unit() as uow:
+                await uow.meta.put("k", "v")
+                await _fetch(  # the server ends every other session of this database
+                    postgres_url,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                await uow.meta.put("k", "w")
+        message = str(failed.value)
+        assert message.startswith(
+            f"lost the connection to the PostgreSQL server of {storage.location}"
+        )
+        assert message.endswith("nothing of it was committed")
+        assert "\n" not in message and PASSWORD not in message
+
+        async with storage.unit() as uow:  # a fresh connection from the pool
+            assert await uow.meta.get("k") is None
+    finally:
+        await storage.close()
+
+
+async def test_an_error_of_the_units_own_work_is_not_called_a_lost_connection(
+    postgres_url: str,
+) -> None:
+    storage = await open_storage(postgres_url)
+    try:
+        with pytest.raises(FileNotFoundError):
+            async with storage.unit() as uow:
+                await uow.meta.put("k", "v")
+                raise FileNotFoundError("a file the unit's caller wanted")
+        async with storage.read() as uow:
+            assert await uow.meta.get("k") is None
+    finally:
+        await storage.close()
