@@ -4,6 +4,7 @@ refused, and connection failures as one clear line that never shows the password
 from __future__ import annotations
 
 import asyncio
+import sys
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -49,6 +50,40 @@ async def test_concurrent_opens_apply_each_migration_once(postgres_url: str) -> 
     assert versions == [latest()] * 4
     rows = await _fetch(postgres_url, "SELECT version, name FROM schema_version ORDER BY version")
     assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in migrations()]
+
+
+OPEN_AND_PRINT_VERSION = """
+import asyncio, sys
+from bot.storage import open_storage
+
+async def main() -> None:
+    storage = await open_storage(sys.argv[1])
+    print(await storage.schema_version(), storage.created)
+    await storage.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_starting_together_migrate_once(postgres_url: str) -> None:
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OPEN_AND_PRINT_VERSION,
+            postgres_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), 60)
+
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    said = sorted(out.decode().split()[-2:] for out, _ in outputs)
+    assert said == [[str(latest()), "False"], [str(latest()), "True"]]  # one of them migrated
+    rows = await _fetch(postgres_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [r["version"] for r in rows] == [m.version for m in migrations()]
 
 
 async def test_reopening_changes_nothing(postgres_url: str) -> None:
