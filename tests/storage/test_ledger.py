@@ -300,3 +300,13 @@ async def test_page_is_newest_first_with_total_per_guild(storage: Storage) -> No
     assert none == []
     async with storage.read() as uow:
         assert await uow.ledger.page(404, offset=0, limit=3) == ([], 0)
+
+
+@pytest.mark.parametrize("kind", [LedgerKind.RESERVE, LedgerKind.CHARGE, LedgerKind.REFUND])
+async def test_move_refuses_the_kinds_of_hold_and_settle(
+    storage: Storage, kind: LedgerKind
+) -> None:
+    async with storage.unit() as uow:
+        with pytest.raises(ValueError):
+            await uow.ledger.move(GUILD, PERIOD, kind, -5, actor_id=1, reason=None, now=NOW)
+    assert await entries(storage) == []
