@@ -111,7 +111,7 @@ CREATE TABLE jobs (
     lease_expires_at  TIMESTAMPTZ
 );
 CREATE INDEX jobs_open ON jobs (state) WHERE state NOT IN ('delivered', 'failed', 'cancelled');
-CREATE INDEX jobs_lease ON jobs (lease_expires_at)
+CREATE INDEX jobs_claim ON jobs (id, lease_expires_at)
     WHERE state NOT IN ('delivered', 'failed', 'cancelled');
 CREATE INDEX jobs_guild_user ON jobs (guild_id, user_id, created_at);
 CREATE INDEX jobs_status_message ON jobs (status_message_id);
