@@ -26,7 +26,8 @@ def _with_password(url: str, password: str = PASSWORD) -> str:
     if parts.password is not None:
         return url
     user = parts.username or "postgres"
-    return parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}").geturl()
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:{password}@{host}").geturl()
 
 
 async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
@@ -112,7 +113,8 @@ async def test_a_database_newer_than_the_code_is_refused_in_one_line(postgres_ur
         await open_storage(url)
 
     message = str(refused.value)
-    location = urlsplit(url)._replace(netloc=f"postgres@{urlsplit(url).netloc.split('@')[1]}")
+    parts = urlsplit(url)
+    location = parts._replace(netloc=f"{parts.username}@{parts.netloc.rpartition('@')[2]}")
     assert message == (
         f"the database at {location.geturl()} is at schema version {newer} but this pikabot"
         f" knows only up to {latest()}: upgrade pikabot (or restore the backup taken before"
@@ -128,7 +130,7 @@ async def test_the_location_and_the_logs_never_show_the_password(postgres_url: s
     try:
         assert storage.backend == "postgresql"
         assert PASSWORD not in storage.location
-        assert storage.location.startswith("postgresql://postgres@")
+        assert storage.location.startswith(f"postgresql://{urlsplit(url).username}@")
         assert "pool_size" not in storage.location
         assert getattr(storage, "pool_size", None) == 3
     finally:
@@ -167,7 +169,8 @@ async def test_a_missing_database_is_named_in_one_line(postgres_server_url: str)
 
 async def test_an_unknown_role_is_one_line_without_the_password(postgres_url: str) -> None:
     parts = urlsplit(postgres_url)
-    url = parts._replace(netloc=f"nobody_here:{PASSWORD}@{parts.hostname}:{parts.port}").geturl()
+    host = parts.netloc.rpartition("@")[2]
+    url = parts._replace(netloc=f"nobody_here:{PASSWORD}@{host}").geturl()
 
     with pytest.raises(StorageError) as failed:
         await open_storage(url)
