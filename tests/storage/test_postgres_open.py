@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import pytest
@@ -13,7 +13,7 @@ import structlog
 
 from bot.storage import StorageError, open_storage
 from bot.storage.base import SchemaTooNew
-from bot.storage.postgres import open_postgres
+from bot.storage.postgres import connect, open_postgres
 from bot.storage.postgres.migrate import latest, migrations
 from tests import postgres
 
@@ -243,3 +243,38 @@ async def test_an_error_of_the_units_own_work_is_not_called_a_lost_connection(
             assert await uow.meta.get("k") is None
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        (
+            f"postgresql://pika:{PASSWORD}@db.example:5432/bot?sslmode=require&pool_size=4",
+            "postgresql://pika@db.example:5432/bot?sslmode=require",
+        ),
+        (
+            f"postgresql://pika@db.example/bot?password={PASSWORD}&application_name=pikabot",
+            "postgresql://pika@db.example/bot?application_name=pikabot",
+        ),
+        (
+            "postgresql://pika:p%40ss%3Aword@h1:5432,h2:5433/bot",
+            "postgresql://pika@h1:5432,h2:5433/bot",
+        ),
+    ],
+)
+def test_the_location_drops_every_password_and_our_own_options(url: str, location: str) -> None:
+    target = connect.parse(url)
+    assert target.location == location
+    assert "pool_size" not in target.dsn  # asyncpg would send it to the server as a setting
+    secrets = [s for s in (PASSWORD, "p%40ss%3Aword", "p@ss:word") if s in unquote(url) + url]
+    assert secrets
+    for secret in secrets:
+        assert secret not in target.location
+        assert secret not in repr(target)
+        assert secret not in connect.first_line(f"bad login {secret} for {url}", target)
+
+
+def test_the_database_defaults_to_the_user_as_asyncpg_does() -> None:
+    assert connect.parse("postgresql://pika@127.0.0.1").database == "pika"
+    assert connect.parse("postgresql://pika@127.0.0.1").pool_size == connect.DEFAULT_POOL_SIZE
+    assert connect.parse("postgresql://pika@127.0.0.1?pool_size=3", pool_size=7).pool_size == 7
