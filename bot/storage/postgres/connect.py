@@ -7,9 +7,10 @@ ours (the most connections the pool opens), taken out before asyncpg sees the re
 
 from __future__ import annotations
 
+import getpass
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import asyncpg
 from asyncpg import Pool, Record
@@ -29,12 +30,12 @@ SECRET_OPTIONS = ("password",)
 class Target:
     """Where to connect: the URL for asyncpg, the same without secrets, and the pool size."""
 
-    dsn: str
+    dsn: str = field(repr=False)  # holds the password: never shown
     location: str
     pool_size: int
     user: str
     database: str
-    password: str = field(default="", repr=False)  # only to scrub it from a driver's message
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # to scrub from drivers' messages
 
 
 def parse(url: str, pool_size: int | None = None) -> Target:
@@ -42,8 +43,8 @@ def parse(url: str, pool_size: int | None = None) -> Target:
     try:
         parts = urlsplit(url)
         options = parse_qsl(parts.query, keep_blank_values=True)
-        host = parts.hostname
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        if "," not in parts.netloc:  # several hosts (h1:5432,h2:5432): asyncpg checks them
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
         raise StorageError(
             "the PostgreSQL URL is malformed (expected postgresql://user:password@host:5432/db)"
@@ -60,11 +61,11 @@ def parse(url: str, pool_size: int | None = None) -> Target:
         shown_netloc = f"{parts.username}@{shown_netloc}"
     shown_options = [(name, value) for name, value in kept if name not in SECRET_OPTIONS]
     location = parts._replace(netloc=shown_netloc, query=urlencode(shown_options)).geturl()
-    database = parts.path.lstrip("/") or (parts.username or "")
-    secret = parts.password or next((v for n, v in kept if n in SECRET_OPTIONS), "")
-    return Target(
-        dsn, location, pool_size, parts.username or "", database or str(host or ""), secret
-    )
+    user = unquote(parts.username or "") or getpass.getuser()  # asyncpg's defaults
+    database = unquote(parts.path.lstrip("/")) or user
+    raw = [parts.password or ""] + [v for n, v in kept if n in SECRET_OPTIONS]
+    secrets = tuple(sorted({form for v in raw if v for form in (v, unquote(v))}, key=len))[::-1]
+    return Target(dsn, location, pool_size, user, database, secrets)
 
 
 def _pool_size(text: str) -> int:
@@ -135,4 +136,6 @@ def first_line(text: str, target: Target) -> str:
     """The first line of a driver's message, with anything that looks like the URL removed."""
     line = text.strip().splitlines()[0] if text.strip() else "no reason given"
     line = line.replace(target.dsn, target.location)
-    return line.replace(target.password, "***") if target.password else line
+    for secret in target.secrets:  # longest first, so no part of one is left showing
+        line = line.replace(secret, "***")
+    return line

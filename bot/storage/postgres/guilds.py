@@ -8,7 +8,7 @@ from datetime import datetime
 from asyncpg import Record
 
 from bot.storage.base import NewGuild
-from bot.storage.postgres.types import Connection
+from bot.storage.postgres.types import Connection, aware
 from bot.storage.records import (
     GUILD_COLUMNS,
     AuditEntry,
@@ -49,7 +49,7 @@ class PostgresGuilds:
                 guild_id,
                 defaults.allowance,
                 defaults.period,
-                now,
+                aware(now),
             )
             row = await self._db.fetchrow(
                 f"SELECT {_GUILD_FIELDS} FROM guilds WHERE guild_id = $1", guild_id
@@ -89,7 +89,7 @@ class PostgresGuilds:
             f"UPDATE guilds SET {assignments}, updated_at = ${len(names) + 2} WHERE guild_id = $1",
             guild_id,
             *(_column_value(name, changes[name]) for name in names),
-            now,
+            aware(now),
         )
 
     async def set_channel(self, guild_id: int, channel_id: int, *, allowed: bool) -> bool:
@@ -181,7 +181,7 @@ class PostgresGuilds:
             old,
             new,
             reason,
-            now,
+            aware(now),
         )
         return int(audit_id)
 

@@ -11,7 +11,7 @@ from asyncpg import Record
 
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.storage.base import NewJob
-from bot.storage.postgres.types import Connection
+from bot.storage.postgres.types import Connection, aware, maybe_aware
 
 _FIELDS = (
     "id, guild_id, channel_id, user_id, user_name, request, provider, cost, reservation_id,"
@@ -27,8 +27,8 @@ _UPDATABLE: dict[str, str] = {
     "status_message_id": "plain",
     "result_message_id": "plain",
     "error": "plain",
-    "started_at": "plain",
-    "finished_at": "plain",
+    "started_at": "instant",
+    "finished_at": "instant",
 }
 """The :class:`~bot.models.Job` attributes :meth:`PostgresJobs.update` writes, and how."""
 
@@ -65,6 +65,8 @@ def _column_value(how: str, value: Any) -> Any:
         return None
     if how == "json":
         return json.dumps(value)
+    if how == "instant":
+        return aware(value)
     if how == "text":
         return str(JobState(value).value)
     return value
@@ -95,10 +97,10 @@ class PostgresJobs:
             job.reservation_id,
             JobState.PENDING.value,
             json.dumps(dict(job.extra)),
-            now,
+            aware(now),
             OriginKind(origin.kind).value,
             job.lease_owner,
-            job.lease_until,
+            maybe_aware(job.lease_until),
         )
         assert row is not None
         return _job(row)
@@ -120,7 +122,7 @@ class PostgresJobs:
             f"UPDATE jobs SET {assignments}updated_at = ${len(names) + 2} WHERE id = $1",
             job_id,
             *(_column_value(_UPDATABLE[name], fields[name]) for name in names),
-            now,
+            aware(now),
         )
 
     async def find_by_message(self, message_id: int) -> Job | None:
@@ -178,8 +180,8 @@ class PostgresJobs:
             " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_FIELDS}",
             owner,
-            now,
-            until,
+            aware(now),
+            aware(until),
             limit,
         )
         return sorted((_job(r) for r in rows), key=lambda job: job.id)
@@ -192,7 +194,7 @@ class PostgresJobs:
             f" WHERE id = ANY($2::BIGINT[]) AND lease_owner = $1 AND {_UNFINISHED} RETURNING id",
             owner,
             list(job_ids),
-            until,
+            aware(until),
         )
         return sorted(int(r["id"]) for r in rows)
 

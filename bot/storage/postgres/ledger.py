@@ -11,7 +11,7 @@ from datetime import datetime
 
 from asyncpg import Record
 
-from bot.storage.postgres.types import Connection
+from bot.storage.postgres.types import Connection, aware
 from bot.storage.records import (
     LedgerEntry,
     LedgerKind,
@@ -139,7 +139,7 @@ class PostgresLedger:
             amount,
             actor_id,
             reason,
-            now,
+            aware(now),
         )
         await self._add_totals(
             guild_id,
@@ -169,7 +169,7 @@ class PostgresLedger:
             period_key,
             amount,
             usd_micros,
-            now,
+            aware(now),
         )
         await self._db.execute(
             "INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, actor_id,"
@@ -179,7 +179,7 @@ class PostgresLedger:
             -amount,
             user_id,
             reservation_id,
-            now,
+            aware(now),
         )
         await self._add_totals(guild_id, period_key, net=-amount, reserved=amount)
         return int(reservation_id)
@@ -211,7 +211,7 @@ class PostgresLedger:
             "UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1",
             reservation_id,
             state.value,
-            now,
+            aware(now),
         )
         charged = state is ReservationState.CHARGED
         kind, amount = (LedgerKind.CHARGE, 0) if charged else (LedgerKind.REFUND, held.amount)
@@ -226,7 +226,7 @@ class PostgresLedger:
             reservation_id,
             job_id,
             reason or None,
-            now,
+            aware(now),
         )
         await self._add_totals(
             held.guild_id,
@@ -261,8 +261,8 @@ class PostgresLedger:
             "SELECT COALESCE(SUM(usd_micros), 0) FROM reservations"
             " WHERE state != 'refunded' AND created_at >= $1 AND created_at < $2"
             " AND ($3::BIGINT IS NULL OR guild_id = $3)",
-            since,
-            until,
+            aware(since),
+            aware(until),
             guild_id,
         )
         return int(micros)

@@ -37,6 +37,15 @@ _LOST = (
 """Failures that can mean the server went away (not a refused statement)."""
 
 
+def _gone(connection: Connection) -> bool:
+    """Whether the unit's connection is closed, or already dropped by the pool (a server
+    that ended the session makes the pool detach it: its proxy then has no connection)."""
+    try:
+        return connection.is_closed()
+    except (AttributeError, asyncpg.InterfaceError):
+        return True
+
+
 class PostgresUnit:
     """One transaction on one pooled connection, and the repositories inside it."""
 
@@ -115,18 +124,27 @@ class PostgresStorage:
                 transaction = connection.transaction(isolation="repeatable_read", readonly=True)
             else:
                 transaction = connection.transaction(isolation="read_committed")
+            committing = False
             async with transaction:
                 yield PostgresUnit(connection)
+                committing = True
         except asyncpg.ReadOnlySQLTransactionError:
             raise StorageError(
                 "a write was attempted in a read-only unit (storage.read()): use storage.unit()"
             ) from None
-        except _LOST as failed:
-            if not connection.is_closed():
+        except (*_LOST, asyncpg.InterfaceError) as failed:
+            if not _gone(connection):
                 raise  # not the database's: an error of the unit's own work
+            outcome = (
+                "while committing: its work may or may not have been committed"
+                if committing
+                else "in the middle of a unit: nothing of it was committed"
+            )
+            log.warning(
+                "store.connection_lost", location=self.location, error=type(failed).__name__
+            )
             raise StorageError(
-                f"lost the connection to the PostgreSQL server of {self.location}"
-                f" in the middle of a unit ({type(failed).__name__}): nothing of it was committed"
+                f"lost the connection to the PostgreSQL server of {self.location} {outcome}"
             ) from None
         finally:
             await self._pool.release(connection)

@@ -1,4 +1,5 @@
 -- The whole schema of SQLite migrations 0001..0005 in PostgreSQL types, plus the jobs' lease.
+-- Every integer is BIGINT, as SQLite's INTEGER is 64-bit, so both accept the same values.
 -- Ids are 64-bit (Discord snowflakes; our own rows by identity, which a copy may set itself),
 -- instants are TIMESTAMPTZ, money is integer USD millionths, credits are integers. The ledger
 -- rows and period totals are written by the backend's LedgerRepo in the same transaction as
@@ -12,14 +13,14 @@ CREATE TABLE guilds (
     created_at             TIMESTAMPTZ NOT NULL,
     updated_at             TIMESTAMPTZ NOT NULL,
     -- When a period starts: reset_hour o'clock in time_zone (NULL: PIKABOT_TIMEZONE).
-    reset_hour             INTEGER     NOT NULL DEFAULT 0,
+    reset_hour             BIGINT      NOT NULL DEFAULT 0,
     time_zone              TEXT,
     -- Unused credits of the previous period are carried over (at most one allowance).
     rollover               BOOLEAN     NOT NULL DEFAULT false,
     -- Per member: credits per period (NULL: no cap), seconds between jobs, jobs at once.
     member_cap             BIGINT,
-    cooldown_seconds       INTEGER     NOT NULL DEFAULT 0,
-    max_running            INTEGER,
+    cooldown_seconds       BIGINT      NOT NULL DEFAULT 0,
+    max_running            BIGINT,
     -- A role a member needs for /pika (NULL: everyone may use it).
     required_role_id       BIGINT,
     -- /pika works only in channels marked age-restricted (NSFW).
@@ -110,7 +111,7 @@ CREATE TABLE jobs (
     lease_expires_at  TIMESTAMPTZ
 );
 CREATE INDEX jobs_open ON jobs (state) WHERE state NOT IN ('delivered', 'failed', 'cancelled');
-CREATE INDEX jobs_lease ON jobs (lease_expires_at)
+CREATE INDEX jobs_claim ON jobs (id, lease_expires_at)
     WHERE state NOT IN ('delivered', 'failed', 'cancelled');
 CREATE INDEX jobs_guild_user ON jobs (guild_id, user_id, created_at);
 CREATE INDEX jobs_status_message ON jobs (status_message_id);
