@@ -16,7 +16,6 @@ at a closed loopback port to prove it).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 from bench.common import Config, Rows
@@ -24,6 +23,7 @@ from bot.config import load_settings
 from bot.models import GenerationRequest, Origin
 from bot.refusals import RequestRefused
 from bot.services import Services
+from bot.storage.records import LedgerKind
 
 NAME = "reservations"
 TARGET = 2000.0
@@ -73,7 +73,7 @@ async def run(cfg: Config) -> Rows:
     async def watcher() -> None:
         nonlocal lowest_seen
         while not stop.is_set():
-            lowest_seen = min(lowest_seen, (await services.quotas.balance(GUILD)).remaining)
+            lowest_seen = min(lowest_seen, (await services.moderation.balance(GUILD)).remaining)
             await asyncio.sleep(0.005)
 
     try:
@@ -84,14 +84,11 @@ async def run(cfg: Config) -> Rows:
         elapsed = time.perf_counter() - started
         stop.set()
         await watching
-        final = await services.quotas.balance(GUILD)
+        final = await services.moderation.balance(GUILD)
+        amounts, held, jobs = await _replay(services)
     finally:
         await services.close()
 
-    with sqlite3.connect(path) as db:
-        amounts = [a for (a,) in db.execute("SELECT amount FROM ledger ORDER BY id")]
-        held = db.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM reservations").fetchone()
-        jobs = db.execute("SELECT COUNT(*) FROM jobs WHERE reservation_id IS NOT NULL").fetchone()
     running, lowest_replayed = allowance, allowance
     for amount in amounts:
         running += amount
@@ -132,3 +129,21 @@ async def run(cfg: Config) -> Rows:
         overspend == 0 and consistent and len(granted) == fundable,
     )
     return rows
+
+
+async def _replay(services: Services) -> tuple[list[int], tuple[int, int], tuple[int]]:
+    """The guild's ledger amounts oldest first, its reservations (count, credits) and its jobs
+    that hold one, read through the storage repositories."""
+    everything = 1_000_000
+    async with services.storage.read() as uow:
+        entries, _ = await uow.ledger.page(GUILD, offset=0, limit=everything)
+        reserved = []
+        for entry in entries:
+            if entry.kind is LedgerKind.RESERVE and entry.reservation_id is not None:
+                reservation = await uow.ledger.reservation(entry.reservation_id)
+                if reservation is not None:
+                    reserved.append(reservation.amount)
+        made = await uow.jobs.recent(GUILD, None, everything)
+    amounts = [entry.amount for entry in reversed(entries)]
+    with_reservation = sum(1 for job in made if job.reservation_id is not None)
+    return amounts, (len(reserved), sum(reserved)), (with_reservation,)

@@ -1,15 +1,15 @@
 """Admission: the stored rules and usage a request is checked against, gathered in the
-transaction that will reserve its credits, then judged by the pure rules of :mod:`bot.policy`.
+unit of work that will reserve its credits, then judged by the pure rules of :mod:`bot.policy`.
 
-Reading and checking inside that one exclusive transaction is what makes the rules and caps
-race-free: two requests of one member cannot both pass a cap that only one of them fits.
+Reading and checking inside that one unit, after it locked the guild (and the bot, when a
+bot-wide USD cap is set), is what makes the rules and caps race-free: two requests of one
+member cannot both pass a cap that only one of them fits, even from two processes.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from bot.job_store import MemberJobs
 from bot.models import GenerationRequest
 from bot.periods import month_bounds, next_reset, period_key
 from bot.policy import (
@@ -22,7 +22,7 @@ from bot.policy import (
 )
 from bot.pricing import Quote
 from bot.quotas import TERMINAL_GUILD, Quotas
-from bot.store import Transaction
+from bot.storage.base import UnitOfWork
 
 
 class Admission:
@@ -32,20 +32,20 @@ class Admission:
         self._quotas = quotas
         self.bot_monthly_usd_cap = bot_monthly_usd_cap
 
-    async def check_in(
-        self, db: Transaction, member: MemberContext, request: GenerationRequest, priced: Quote
+    async def check(
+        self, uow: UnitOfWork, member: MemberContext, request: GenerationRequest, priced: Quote
     ) -> None:
         """Raise a :class:`~bot.refusals.RequestRefused` subclass if any rule refuses."""
         now = self._quotas.clock()
         policy: GuildPolicy | None = None
         if member.guild_id != TERMINAL_GUILD:
-            policy = await self._quotas.guilds.load_in(db, member.guild_id)
+            policy = await self._quotas.guilds.load(uow, member.guild_id)
             tz = policy.tz
             key = period_key(policy.period, now, tz, policy.reset_hour)
             usage = MemberUsage(
-                spent=await self._quotas.member_spent_in(db, member.guild_id, member.user_id, key),
-                running=await MemberJobs.running_in(db, member.guild_id, member.user_id),
-                last_job_at=await MemberJobs.last_created_in(db, member.guild_id, member.user_id),
+                spent=await self._quotas.member_spent(uow, member.guild_id, member.user_id, key),
+                running=await uow.jobs.running_count(member.guild_id, member.user_id),
+                last_job_at=await uow.jobs.last_created_at(member.guild_id, member.user_id),
                 resets_at=next_reset(policy.period, now, tz, policy.reset_hour),
             )
             texts = [request.prompt, request.negative_prompt or ""]
@@ -53,8 +53,8 @@ class Admission:
         start, end = month_bounds(now)
         guild_usd = bot_usd = Decimal(0)
         if policy is not None and policy.monthly_usd_cap is not None:
-            guild_usd = await self._quotas.usd_spent_in(db, start, end, guild_id=member.guild_id)
+            guild_usd = await self._quotas.usd_spent(uow, start, end, guild_id=member.guild_id)
         if self.bot_monthly_usd_cap is not None:
-            bot_usd = await self._quotas.usd_spent_in(db, start, end)
+            bot_usd = await self._quotas.usd_spent(uow, start, end)
         spend = SpendState(guild_usd, bot_usd, self.bot_monthly_usd_cap, end)
         check_spend(policy, spend, priced.usd)

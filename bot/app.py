@@ -99,19 +99,16 @@ class PikaBot(commands.AutoShardedBot):
             json.dumps(self.command_payload(), sort_keys=True).encode()
         ).hexdigest()
         key = f"commands_hash:{scope.id if scope else 'global'}"
-        row = await self.services.store.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
-        if not force and row is not None and row["value"] == digest:
+        async with self.services.storage.read() as uow:
+            stored = await uow.meta.get(key)
+        if not force and stored == digest:
             log.info("commands.unchanged", scope=key)
             return False
         if scope is not None:
             self.tree.copy_global_to(guild=scope)
         synced = await self.tree.sync(guild=scope)
-        async with self.services.store.transaction() as db:
-            await db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, digest),
-            )
+        async with self.services.storage.unit() as uow:
+            await uow.meta.put(key, digest)
         log.info("commands.synced", scope=key, count=len(synced))
         return True
 

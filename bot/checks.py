@@ -34,6 +34,7 @@ from bot.providers.http import (
     read_json,
 )
 from bot.reach import unreachable_reason
+from bot.redact import without_password
 
 CHECK_SECONDS = 60.0
 """Bound on each check, retries included."""
@@ -85,18 +86,23 @@ def _url_setting(settings: Settings) -> str:
 
 def settings_check(settings: Settings) -> Check:
     """The line for settings that loaded (``load_settings`` has already refused bad ones),
-    with the database's absolute path and whether it exists yet (the check creates nothing)."""
-    database = settings.database
-    state = (
-        "exists"
-        if database.is_file()
-        else "does not exist yet: `pikabot run` will create a new, empty one"
-    )
+    with the SQLite file's absolute path and whether it exists yet (the check creates nothing),
+    or the PostgreSQL URL without its password."""
+    if not settings.database_url.startswith("sqlite:"):
+        where = f"database (PIKABOT_DATABASE_URL) {without_password(settings.database_url)}"
+    else:
+        database = settings.database
+        state = (
+            "exists"
+            if database.is_file()
+            else "does not exist yet: `pikabot run` will create a new, empty one"
+        )
+        where = f"database (PIKABOT_DATABASE) {database} {state}"
     return Check(
         True,
         f"settings: PIKA_PROVIDER={settings.provider.value},"
         f" DISCORD_TOKEN and {settings.provider_key_name()} set;"
-        f" database (PIKABOT_DATABASE) {database} {state}",
+        f" {where}",
     )
 
 

@@ -146,7 +146,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     lease: TerminalLease | None = None
     with _StopSignals() as stop:  # also over close(): a second Ctrl-C must not cut it short
         try:
-            lease = TerminalLease.acquire(settings.database.absolute().parent)
+            lease = TerminalLease.acquire(settings.data_dir)
             for leftover in await services.jobs.resume(None):
                 print(
                     f"pikabot: also finishing job {leftover.id}, left by an earlier run"

@@ -18,7 +18,7 @@ from bot.audit_text import describe
 from bot.config import Settings
 from bot.guild_settings import OPERATOR_ID
 from bot.moderation import Moderation, ModerationError, Overview
-from bot.services import build_quotas, open_store
+from bot.services import build_quotas, open_database
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -59,17 +59,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.guild_id <= 0:
         sys.stderr.write("pikabot: GUILD_ID must be a server's id (a positive number)\n")
         return EXIT_USAGE
-    store = await open_store(settings)
+    storage = await open_database(settings)
     try:
-        quotas = build_quotas(store, settings)
-        moderation = Moderation(store, quotas)
+        moderation = Moderation(storage, build_quotas(settings))
         try:
             lines = await _action(moderation, args)
         except ModerationError as exc:
             sys.stderr.write(f"pikabot: nothing changed: {exc}\n")
             return EXIT_USAGE
     finally:
-        await store.close()
+        await storage.close()
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 

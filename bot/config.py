@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -164,6 +166,10 @@ class Settings(BaseSettings):
     database: Path = Field(
         default=Path("data/pikabot.sqlite3"), validation_alias=_env("PIKABOT_DATABASE")
     )
+    """The SQLite file; with a ``sqlite:`` ``PIKABOT_DATABASE_URL``, the file that URL names."""
+    database_url: str = Field(default="", validation_alias=_env("PIKABOT_DATABASE_URL"))
+    """Where the data is: ``sqlite:///path`` (default: ``PIKABOT_DATABASE`` as a URL) or
+    ``postgresql://user:pass@host/db``; a SQLite path is made absolute."""
     default_model: PikaModel = Field(
         default=PikaModel.V2_2, validation_alias=_env("PIKABOT_DEFAULT_MODEL")
     )
@@ -225,6 +231,47 @@ class Settings(BaseSettings):
         # line and `pikabot check` say which file is meant.
         return value if str(value) == ":memory:" else Path(os.path.abspath(value.expanduser()))
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        from bot.storage import POSTGRES_SCHEMES, SQLITE_SCHEME, StorageError, sqlite_path
+
+        url = value.strip()
+        if not url:
+            return url
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme == SQLITE_SCHEME:
+            try:
+                sqlite_path(url)
+            except StorageError as exc:
+                raise ValueError(str(exc)) from None
+        elif scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                "use sqlite:///path/to/file.sqlite3 or postgresql://user:password@host/db"
+                f" (got {scheme + '://' if scheme else 'no scheme'})"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        # No URL: PIKABOT_DATABASE as one. A SQLite URL names the file PIKABOT_DATABASE would,
+        # made absolute the same way, so logs and `pikabot check` say which file is meant.
+        from bot.storage import SQLITE_SCHEME, sqlite_path, sqlite_url
+
+        if not self.database_url:
+            self.database_url = sqlite_url(self.database)
+        elif self.database_url.lower().startswith(SQLITE_SCHEME + ":"):
+            path = sqlite_path(self.database_url).expanduser()
+            self.database = Path(os.path.abspath(path))
+            self.database_url = sqlite_url(self.database)
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the SQLite file (``PIKABOT_DATABASE``'s, also with PostgreSQL): where
+        the terminal jobs' lease files are kept."""
+        return self.database.parent
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -268,7 +315,9 @@ class Settings(BaseSettings):
         """Every secret value that is set, for the log redactor."""
         values = [self.discord_token, self.fal_key, self.aigateway_api_key]
         values += [self.onemin_api_key, self.pixazo_api_key]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        password = urlsplit(self.database_url).password
+        return [*found, password] if password else found
 
 
 class SettingsError(Exception):
@@ -287,7 +336,7 @@ _ENV_NAMES: dict[str, str] = {
 
 _SECRET_FIELDS = frozenset(
     name for name, field in Settings.model_fields.items() if field.annotation == SecretStr | None
-)
+) | {"database_url"}  # a PostgreSQL URL may carry a password
 
 
 def _describe_invalid(error: Any) -> str:
@@ -301,7 +350,8 @@ def _describe_invalid(error: Any) -> str:
     cause = (error.get("ctx") or {}).get("error")
     message = str(cause) if error["type"] == "value_error" and cause else str(error["msg"])
     given = error.get("input")
-    if field not in _SECRET_FIELDS and isinstance(given, str) and len(given) <= 80:
+    secret = field in _SECRET_FIELDS or env_name in {_ENV_NAMES[f] for f in _SECRET_FIELDS}
+    if not secret and isinstance(given, str) and len(given) <= 80:
         message += f' (got "{given}")'
     return f"{env_name} is invalid: {message}"
 

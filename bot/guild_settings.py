@@ -1,9 +1,12 @@
 """Each guild's rules as moderators set them, and the audit trail of every change.
 
-Owns the SQL of the ``guilds``, ``guild_roles``, ``guild_channels``, ``guild_blocklist`` and
-``audit`` tables. A guild never seen before gets a row with the operator's defaults the first
-time it is read. Every change made here writes an ``audit`` row with the actor's id (a
-moderator's Discord id, or 0 for the operator's CLI) and the value before and after.
+A guild's policy is composed, in plain Python, from its stored row
+(:class:`~bot.storage.records.GuildRow`), its role/channel/blocklist rules
+(:class:`~bot.storage.records.GuildLists`) and the operator's defaults; the rows themselves are
+kept by the storage backend's :class:`~bot.storage.base.GuildRepo`. A guild never seen before
+gets a row with the operator's defaults the first time it is read. Every change made here
+writes an audit row with the actor's id (a moderator's Discord id, or 0 for the operator's CLI)
+and the value before and after, in the unit of work the change runs in.
 """
 
 from __future__ import annotations
@@ -13,12 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import aiosqlite
-
+from bot.clock import utcnow
 from bot.config import Period
 from bot.policy import GuildPolicy, RoleRule
 from bot.reruns import RerunsBy
-from bot.store import Transaction, utcnow
+from bot.storage.base import NewGuild, UnitOfWork
+from bot.storage.records import GUILD_COLUMNS, AuditEntry, GuildLists, GuildRow, RoleKind
+
+__all__ = [
+    "OPERATOR_ID",
+    "AuditEntry",
+    "GuildDefaults",
+    "GuildSettings",
+    "compose_policy",
+    "micros_to_usd",
+    "usd_to_micros",
+]
 
 OPERATOR_ID = 0
 """The actor id of changes made from the operator's CLI."""
@@ -30,16 +43,19 @@ _COLUMNS: dict[str, Callable[[object], object]] = {
     "period": lambda v: Period(str(v)).value,
     "time_zone": lambda v: None if v is None else str(v),
     "reset_hour": lambda v: int(v),  # type: ignore[call-overload]
-    "rollover": lambda v: int(bool(v)),
+    "rollover": lambda v: bool(v),
     "member_cap": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
     "cooldown_seconds": lambda v: int(v),  # type: ignore[call-overload]
     "max_running": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
     "required_role_id": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
-    "nsfw_only": lambda v: int(bool(v)),
+    "nsfw_only": lambda v: bool(v),
     "reruns_by": lambda v: RerunsBy(str(v)).value,
     "monthly_usd_cap_micros": lambda v: None if v is None else int(v),  # type: ignore[call-overload]
 }
-"""The guild columns :meth:`GuildSettings.change_in` may write, with their SQL conversion."""
+"""The guild columns :meth:`GuildSettings.change` may write, with their conversion to the
+:class:`~bot.storage.records.GuildRow` field's type."""
+
+assert set(_COLUMNS) == set(GUILD_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +68,17 @@ class GuildDefaults:
     monthly_usd_cap: Decimal | None = None  # a ceiling: a guild's own cap can only be lower
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One change to a guild's rules."""
-
-    id: int
-    guild_id: int
-    actor_id: int
-    action: str
-    old_value: str | None
-    new_value: str | None
-    reason: str | None
-    created_at: datetime
-
-
 def _text(value: object) -> str | None:
+    """A value as the audit trail keeps it (flags as 1 and 0, as they always were)."""
     if value is None:
         return None
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return "1" if value else "0"
     return str(value)
 
 
 def usd_to_micros(usd: Decimal) -> int:
-    """USD as the integer millionths stored in SQLite."""
+    """USD as the integer millionths the database keeps."""
     return int(usd * USD_MICROS)
 
 
@@ -84,89 +87,65 @@ def micros_to_usd(micros: int) -> Decimal:
     return Decimal(micros) / USD_MICROS
 
 
+def compose_policy(row: GuildRow, lists: GuildLists, defaults: GuildDefaults) -> GuildPolicy:
+    """The guild's policy: its own settings, its rules, and the operator's defaults where the
+    guild has set nothing (the operator's USD cap is a ceiling over the guild's own)."""
+    caps = [c for c in (defaults.monthly_usd_cap,) if c is not None]
+    if row.monthly_usd_cap_micros is not None:
+        caps.append(micros_to_usd(row.monthly_usd_cap_micros))
+    return GuildPolicy(
+        guild_id=row.guild_id,
+        allowance=row.allowance,
+        period=Period(row.period),
+        time_zone=row.time_zone or defaults.time_zone,
+        reset_hour=row.reset_hour,
+        rollover=row.rollover,
+        member_cap=row.member_cap,
+        cooldown_seconds=row.cooldown_seconds,
+        max_running=row.max_running,
+        required_role_id=row.required_role_id,
+        nsfw_only=row.nsfw_only,
+        reruns_by=RerunsBy(row.reruns_by),
+        monthly_usd_cap=min(caps) if caps else None,
+        channels=frozenset(lists.channels),
+        blocklist=tuple(lists.blocklist),
+        roles=tuple(
+            RoleRule(r.role_id, exempt=r.kind is RoleKind.EXEMPT, cap=r.cap)
+            for r in sorted(lists.roles, key=lambda r: r.role_id)
+        ),
+    )
+
+
 class GuildSettings:
-    """Read and change guild rules inside the caller's transaction."""
+    """Read and change guild rules inside the caller's unit of work."""
 
     def __init__(self, defaults: GuildDefaults, clock: Callable[[], datetime] = utcnow) -> None:
         self.defaults = defaults
         self._clock = clock
 
-    async def _row(self, db: Transaction, guild_id: int) -> aiosqlite.Row:
-        row = await db.fetch_one("SELECT * FROM guilds WHERE guild_id = ?", (guild_id,))
-        if row is None:
-            now = self._clock().isoformat()
-            await db.execute(
-                "INSERT INTO guilds (guild_id, allowance, period, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (guild_id, self.defaults.allowance, self.defaults.period.value, now, now),
-            )
-            row = await db.fetch_one("SELECT * FROM guilds WHERE guild_id = ?", (guild_id,))
-            assert row is not None
-        return row
+    async def row(self, uow: UnitOfWork, guild_id: int) -> GuildRow:
+        """The guild's stored row, created with the operator's defaults the first time."""
+        new = NewGuild(self.defaults.allowance, self.defaults.period.value)
+        return await uow.guilds.get_or_create(guild_id, new, self._clock())
 
-    async def basics_in(self, db: Transaction, guild_id: int) -> GuildPolicy:
+    async def basics(self, uow: UnitOfWork, guild_id: int) -> GuildPolicy:
         """The guild's allowance, period and money settings only, in one read (for balances);
         its role, channel and blocklist rules are left empty."""
-        return self._policy(guild_id, await self._row(db, guild_id), [], [], [])
+        return compose_policy(await self.row(uow, guild_id), GuildLists(), self.defaults)
 
-    async def load_in(self, db: Transaction, guild_id: int) -> GuildPolicy:
+    async def load(self, uow: UnitOfWork, guild_id: int) -> GuildPolicy:
         """The guild's policy (creating its row with the defaults if it has none)."""
-        row = await self._row(db, guild_id)
-        roles = await db.fetch_all(
-            "SELECT role_id, kind, cap FROM guild_roles WHERE guild_id = ? ORDER BY role_id",
-            (guild_id,),
-        )
-        channels = await db.fetch_all(
-            "SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,)
-        )
-        blocklist = await db.fetch_all(
-            "SELECT pattern FROM guild_blocklist WHERE guild_id = ? ORDER BY pattern", (guild_id,)
-        )
-        return self._policy(guild_id, row, roles, channels, blocklist)
+        row = await self.row(uow, guild_id)
+        return compose_policy(row, await uow.guilds.lists(guild_id), self.defaults)
 
-    def _policy(
-        self,
-        guild_id: int,
-        row: aiosqlite.Row,
-        roles: list[aiosqlite.Row],
-        channels: list[aiosqlite.Row],
-        blocklist: list[aiosqlite.Row],
-    ) -> GuildPolicy:
-        own_cap = row["monthly_usd_cap_micros"]
-        caps = [c for c in (self.defaults.monthly_usd_cap,) if c is not None]
-        if own_cap is not None:
-            caps.append(micros_to_usd(int(own_cap)))
-        return GuildPolicy(
-            guild_id=guild_id,
-            allowance=int(row["allowance"]),
-            period=Period(row["period"]),
-            time_zone=row["time_zone"] or self.defaults.time_zone,
-            reset_hour=int(row["reset_hour"]),
-            rollover=bool(row["rollover"]),
-            member_cap=row["member_cap"],
-            cooldown_seconds=int(row["cooldown_seconds"]),
-            max_running=row["max_running"],
-            required_role_id=row["required_role_id"],
-            nsfw_only=bool(row["nsfw_only"]),
-            reruns_by=RerunsBy(row["reruns_by"]),
-            monthly_usd_cap=min(caps) if caps else None,
-            channels=frozenset(int(r["channel_id"]) for r in channels),
-            blocklist=tuple(str(r["pattern"]) for r in blocklist),
-            roles=tuple(
-                RoleRule(int(r["role_id"]), exempt=r["kind"] == "exempt", cap=r["cap"])
-                for r in roles
-            ),
-        )
-
-    async def own_usd_cap_in(self, db: Transaction, guild_id: int) -> Decimal | None:
+    async def own_usd_cap(self, uow: UnitOfWork, guild_id: int) -> Decimal | None:
         """The cap a moderator set for the guild itself (before the operator's ceiling)."""
-        row = await self._row(db, guild_id)
-        micros = row["monthly_usd_cap_micros"]
-        return None if micros is None else micros_to_usd(int(micros))
+        micros = (await self.row(uow, guild_id)).monthly_usd_cap_micros
+        return None if micros is None else micros_to_usd(micros)
 
-    async def change_in(
+    async def change(
         self,
-        db: Transaction,
+        uow: UnitOfWork,
         guild_id: int,
         actor_id: int,
         changes: Mapping[str, object],
@@ -174,76 +153,52 @@ class GuildSettings:
         reason: str | None = None,
     ) -> list[tuple[str, str | None, str | None]]:
         """Write guild columns; one audit row per value that really changed. Returns them."""
-        row = await self._row(db, guild_id)
+        row = await self.row(uow, guild_id)
         changed = []
         for column, value in changes.items():
             stored = _COLUMNS[column](value)
-            if row[column] == stored:
+            current = getattr(row, column)
+            if current == stored:
                 continue
-            await db.execute(
-                f"UPDATE guilds SET {column} = ?, updated_at = ? WHERE guild_id = ?",
-                (stored, self._clock().isoformat(), guild_id),
-            )
-            old, new = _text(row[column]), _text(stored)
-            await self.audit_in(db, guild_id, actor_id, f"set {column}", old, new, reason)
+            await uow.guilds.update(guild_id, {column: stored}, self._clock())
+            old, new = _text(current), _text(stored)
+            await self.audit(uow, guild_id, actor_id, f"set {column}", old, new, reason)
             changed.append((column, old, new))
         return changed
 
-    async def set_channel_in(
-        self, db: Transaction, guild_id: int, actor_id: int, channel_id: int, *, allowed: bool
+    async def set_channel(
+        self, uow: UnitOfWork, guild_id: int, actor_id: int, channel_id: int, *, allowed: bool
     ) -> bool:
         """Add a channel to the allow-list (or remove it); False if nothing changed."""
-        await self._row(db, guild_id)
-        if allowed:
-            changed = await db.execute(
-                "INSERT OR IGNORE INTO guild_channels (guild_id, channel_id) VALUES (?, ?)",
-                (guild_id, channel_id),
-            )
-        else:
-            changed = await db.execute(
-                "DELETE FROM guild_channels WHERE guild_id = ? AND channel_id = ?",
-                (guild_id, channel_id),
-            )
+        await self.row(uow, guild_id)
+        changed = await uow.guilds.set_channel(guild_id, channel_id, allowed=allowed)
         if changed:
             action = "allow channel" if allowed else "disallow channel"
-            await self.audit_in(db, guild_id, actor_id, action, None, str(channel_id))
-        return bool(changed)
+            await self.audit(uow, guild_id, actor_id, action, None, str(channel_id))
+        return changed
 
-    async def clear_channels_in(self, db: Transaction, guild_id: int, actor_id: int) -> int:
+    async def clear_channels(self, uow: UnitOfWork, guild_id: int, actor_id: int) -> int:
         """Empty the allow-list (every channel works again); the number removed."""
-        rows = await db.fetch_all(
-            "SELECT channel_id FROM guild_channels WHERE guild_id = ? ORDER BY channel_id",
-            (guild_id,),
-        )
-        if rows:
-            await db.execute("DELETE FROM guild_channels WHERE guild_id = ?", (guild_id,))
-            old = ",".join(str(r["channel_id"]) for r in rows)
-            await self.audit_in(db, guild_id, actor_id, "clear channels", old, None)
-        return len(rows)
+        removed = await uow.guilds.clear_channels(guild_id)
+        if removed:
+            old = ",".join(str(c) for c in removed)
+            await self.audit(uow, guild_id, actor_id, "clear channels", old, None)
+        return len(removed)
 
-    async def set_blocked_in(
-        self, db: Transaction, guild_id: int, actor_id: int, pattern: str, *, blocked: bool
+    async def set_blocked(
+        self, uow: UnitOfWork, guild_id: int, actor_id: int, pattern: str, *, blocked: bool
     ) -> bool:
         """Add a (validated) blocklist entry or remove one; False if nothing changed."""
-        await self._row(db, guild_id)
-        if blocked:
-            changed = await db.execute(
-                "INSERT OR IGNORE INTO guild_blocklist (guild_id, pattern) VALUES (?, ?)",
-                (guild_id, pattern),
-            )
-        else:
-            changed = await db.execute(
-                "DELETE FROM guild_blocklist WHERE guild_id = ? AND pattern = ?",
-                (guild_id, pattern),
-            )
+        await self.row(uow, guild_id)
+        changed = await uow.guilds.set_blocked(guild_id, pattern, blocked=blocked)
         if changed:
             action = "block" if blocked else "unblock"
-            await self.audit_in(db, guild_id, actor_id, action, None, pattern)
-        return bool(changed)
+            await self.audit(uow, guild_id, actor_id, action, None, pattern)
+        return changed
 
-    async def set_role_in(
+    async def set_role(
         self,
-        db: Transaction,
+        uow: UnitOfWork,
         guild_id: int,
         actor_id: int,
         role_id: int,
@@ -252,32 +207,23 @@ class GuildSettings:
         cap: int | None = None,
     ) -> None:
         """Make a role exempt from member limits, raise its cap, or (neither) drop its rule."""
-        await self._row(db, guild_id)
-        before = await db.fetch_one(
-            "SELECT kind, cap FROM guild_roles WHERE guild_id = ? AND role_id = ?",
-            (guild_id, role_id),
-        )
-        old = None if before is None else _role_text(before["kind"], before["cap"])
+        await self.row(uow, guild_id)
+        before = await uow.guilds.role(guild_id, role_id)
+        old = None if before is None else _role_text(before.kind, before.cap)
+        new: str | None = None
         if exempt or cap is not None:
-            kind = "exempt" if exempt else "raise"
-            await db.execute(
-                "INSERT INTO guild_roles (guild_id, role_id, kind, cap) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (guild_id, role_id) DO UPDATE SET kind = excluded.kind,"
-                " cap = excluded.cap",
-                (guild_id, role_id, kind, None if exempt else cap),
-            )
-            new: str | None = _role_text(kind, None if exempt else cap)
+            kind = RoleKind.EXEMPT if exempt else RoleKind.RAISE
+            stored_cap = None if exempt else cap
+            await uow.guilds.set_role(guild_id, role_id, kind, stored_cap)
+            new = _role_text(kind, stored_cap)
         else:
-            await db.execute(
-                "DELETE FROM guild_roles WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
-            )
-            new = None
+            await uow.guilds.set_role(guild_id, role_id, None, None)
         if old != new:
-            await self.audit_in(db, guild_id, actor_id, f"role {role_id}", old, new)
+            await self.audit(uow, guild_id, actor_id, f"role {role_id}", old, new)
 
-    async def audit_in(
+    async def audit(
         self,
-        db: Transaction,
+        uow: UnitOfWork,
         guild_id: int,
         actor_id: int,
         action: str,
@@ -286,38 +232,14 @@ class GuildSettings:
         reason: str | None = None,
     ) -> None:
         """Record one change made by ``actor_id``."""
-        await db.execute(
-            "INSERT INTO audit (guild_id, actor_id, action, old_value, new_value, reason,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, old, new, reason, self._clock().isoformat()),
-        )
+        await uow.guilds.add_audit(guild_id, actor_id, action, old, new, reason, self._clock())
 
-    async def audit_page_in(
-        self, db: Transaction, guild_id: int, *, offset: int, limit: int
+    async def audit_page(
+        self, uow: UnitOfWork, guild_id: int, *, offset: int, limit: int
     ) -> tuple[list[AuditEntry], int]:
         """Audit rows newest first, and how many there are in all."""
-        total = await db.fetch_one(
-            "SELECT COUNT(*) AS n FROM audit WHERE guild_id = ?", (guild_id,)
-        )
-        rows = await db.fetch_all(
-            "SELECT * FROM audit WHERE guild_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-            (guild_id, limit, offset),
-        )
-        entries = [
-            AuditEntry(
-                id=int(r["id"]),
-                guild_id=int(r["guild_id"]),
-                actor_id=int(r["actor_id"]),
-                action=str(r["action"]),
-                old_value=r["old_value"],
-                new_value=r["new_value"],
-                reason=r["reason"],
-                created_at=datetime.fromisoformat(r["created_at"]),
-            )
-            for r in rows
-        ]
-        return entries, int(total["n"]) if total else 0
+        return await uow.guilds.audit_page(guild_id, offset=offset, limit=limit)
 
 
-def _role_text(kind: str, cap: int | None) -> str:
-    return "exempt" if kind == "exempt" else f"cap {cap}"
+def _role_text(kind: RoleKind, cap: int | None) -> str:
+    return "exempt" if kind is RoleKind.EXEMPT else f"cap {cap}"

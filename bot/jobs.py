@@ -1,7 +1,7 @@
 """The job service: from a request to a delivered video, with credits settled exactly once.
 
 One job moves through the states of :class:`~bot.models.JobState`. Each state is written to
-SQLite *before* the side effect it enables, so a process killed at any moment is carried on by
+the database *before* the side effect it enables, so a process killed at any moment is carried on by
 :meth:`JobService.resume` without charging twice or losing the reservation:
 
 ====================  =====================================================================
@@ -40,15 +40,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 
 from bot.admission import Admission
 from bot.circuit import CircuitBreaker
+from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, download
-from bot.job_store import JobStore
 from bot.lease import TerminalLease
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.policy import MemberContext
@@ -63,7 +63,7 @@ from bot.providers.errors import (
 from bot.quotas import InsufficientCredits, Quotas
 from bot.refusals import RequestRefused as RequestRefused  # re-exported: its historic home
 from bot.scheduler import FairScheduler
-from bot.store import Store, utcnow
+from bot.storage.base import NewJob, Storage, UnitOfWork
 from bot.throttle import LatestWins
 
 log = structlog.get_logger(__name__)
@@ -178,7 +178,7 @@ class JobService:
     def __init__(
         self,
         *,
-        store: Store,
+        storage: Storage,
         quotas: Quotas,
         provider: Provider,
         session: aiohttp.ClientSession,
@@ -186,13 +186,16 @@ class JobService:
         limits: JobLimits | None = None,
         fallback: Provider | None = None,
         terminal: ObserverFactory | None = None,
+        lease_dir: Path | None = None,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
-        the video goes to its file); without it such jobs are left for a process that has it."""
-        self._store = store
+        the video goes to its file); without it such jobs are left for a process that has it.
+        ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
+        terminal jobs are never carried on here)."""
+        self._storage = storage
         self._terminal = terminal
         self._quotas = quotas
-        self.jobs = JobStore(store)
+        self._lease_dir = lease_dir
         self.provider = provider
         self.fallback = fallback
         self.providers = {p.name: p for p in (provider, fallback) if p is not None}
@@ -271,13 +274,14 @@ class JobService:
         extra: dict[str, str] | None = None,
         member: MemberContext | None = None,
     ) -> Job:
-        """Price the request, reserve its credits and persist the job, in one transaction.
+        """Price the request, reserve its credits and persist the job, in one unit of work.
 
         ``extra`` holds front-end facts kept with the job (upload limit, the job it reruns).
         ``member`` (roles, channel NSFW flag, moderator status) is what the guild's rules are
         checked against; without it the member has no roles. The rules (:mod:`bot.policy`),
-        the USD caps and the queue's room are checked in the reserving transaction, so no
-        concurrent request can slip past them.
+        the USD caps and the queue's room are checked in the reserving unit, after it locked
+        the guild (and the whole bot when a bot-wide USD cap is set), so no concurrent
+        request, in this process or another, can slip past them.
         """
         if self._closing:
             raise RequestRefused("The bot is restarting. Please try again in a minute.")
@@ -286,24 +290,27 @@ class JobService:
         member = member or MemberContext(origin.guild_id, origin.channel_id, origin.user_id)
         admitted: int | None = None
         try:
-            async with self._store.transaction() as db:
-                await self._admission.check_in(db, member, request, priced)
+            async with self._storage.unit() as uow:
+                await uow.lock_guild(origin.guild_id)
+                if self._admission.bot_monthly_usd_cap is not None:
+                    await uow.lock_bot()  # the bot-wide cap counts every guild's spend
+                await self._admission.check(uow, member, request, priced)
                 self.scheduler.check_room(origin.guild_id)
                 try:
-                    reservation = await self._quotas.reserve_in(
-                        db, origin.guild_id, origin.user_id, priced
+                    reservation = await self._quotas.reserve(
+                        uow, origin.guild_id, origin.user_id, priced
                     )
                 except InsufficientCredits as short:
                     raise NotEnoughCredits(short) from None
-                job = await self.jobs.create(
-                    db,
+                new = NewJob(
                     origin=origin,
                     request=request,
                     provider=provider.name,
                     cost=priced.credits,
                     reservation_id=reservation.id,
-                    extra=extra,
+                    extra=dict(extra or {}),
                 )
+                job = await uow.jobs.create(new, utcnow())
                 self.scheduler.admit(job.id, origin.guild_id)
                 admitted = job.id
         except BaseException:
@@ -335,7 +342,30 @@ class JobService:
 
     async def attach_status_message(self, job: Job, message_id: int) -> None:
         """Remember the message that shows the job's status."""
-        await self.jobs.update(job, status_message_id=message_id)
+        await self.update(job, status_message_id=message_id)
+
+    # -- reading and writing job rows ------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job | None:
+        """The stored job with this id, or None."""
+        async with self._storage.read() as uow:
+            return await uow.jobs.get(job_id)
+
+    async def find_by_message(self, message_id: int) -> Job | None:
+        """The job whose status or result message has this id."""
+        async with self._storage.read() as uow:
+            return await uow.jobs.find_by_message(message_id)
+
+    async def recent_for_user(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """A member's latest jobs in a guild, newest first."""
+        async with self._storage.read() as uow:
+            return await uow.jobs.recent(guild_id, user_id, limit)
+
+    async def update(self, job: Job, **fields: Any) -> None:
+        """Write ``fields`` (:class:`Job` attributes) in a unit of their own, and mirror them
+        on ``job``; stamps ``updated_at``."""
+        async with self._storage.unit() as uow:
+            await _write(uow, job, fields)
 
     async def resume(self, observers: ObserverFactory | None) -> list[Job]:
         """Carry on every job that was not finished when its process last stopped.
@@ -348,7 +378,9 @@ class JobService:
         Returns the jobs this call started.
         """
         started: list[Job] = []
-        for job in await self.jobs.unfinished():
+        async with self._storage.read() as uow:
+            unfinished = await uow.jobs.unfinished()
+        for job in unfinished:
             if job.id in self._tasks:
                 continue
             if job.origin.kind is OriginKind.TERMINAL:
@@ -367,11 +399,11 @@ class JobService:
 
     def _claim_terminal(self, job: Job) -> TerminalLease | None:
         """The lease of a terminal job whose owner is gone (None: it lives, or no database)."""
-        if self._terminal is None or self._store.path is None:
+        if self._terminal is None or self._lease_dir is None:
             return None
         token = job.extra.get(TERMINAL_LEASE) or f"job-{job.id}"
         try:
-            return TerminalLease.claim(self._store.path.absolute().parent, token)
+            return TerminalLease.claim(self._lease_dir, token)
         except OSError as exc:  # a read-only data folder must not stop the bot's start
             log.warning("job.terminal_lease_unavailable", job_id=job.id, error=str(exc))
             return None
@@ -385,7 +417,7 @@ class JobService:
         provider: it stays open with its credits reserved, and the next :meth:`resume`
         fetches, delivers and charges it. Returns the job as it now stands.
         """
-        job = await self.jobs.get(job_id)
+        job = await self.get(job_id)
         if job is None or job.state.terminal:
             return job
         unsent = job.state in (JobState.PENDING, JobState.SUBMITTING)
@@ -440,12 +472,12 @@ class JobService:
     async def _current(self, job_id: int) -> Job | None:
         """The job as it is now; a submit or post in flight is waited for first (bounded)."""
         for _ in range(3):
-            job = self._live.get(job_id) or await self.jobs.get(job_id)
+            job = self._live.get(job_id) or await self.get(job_id)
             in_flight = self._critical.get(job_id)
             if job is None or in_flight is None:
                 return job
             await asyncio.wait({in_flight}, timeout=SHUTDOWN_GRACE_SECONDS)
-        return self._live.get(job_id) or await self.jobs.get(job_id)
+        return self._live.get(job_id) or await self.get(job_id)
 
     async def cancel(self, job_id: int, *, reason: str) -> Job:
         """Cancel a job and refund it, where that stops the provider's work; else refuse.
@@ -480,7 +512,7 @@ class JobService:
         self._cancel_requests[job_id] = reason
         task.cancel()
         await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_SECONDS)
-        stored = await self.jobs.get(job_id)
+        stored = await self.get(job_id)
         assert stored is not None
         if not stored.state.terminal and task.done():
             # Cancelled before it ever ran, so its own handler did not settle it.
@@ -582,7 +614,7 @@ class JobService:
                     result = await self._follow(job, status)
             except TimeoutError:
                 result = await self._past_deadline(job, status, bound)
-            await self.jobs.update(
+            await self.update(
                 job, state=JobState.DOWNLOADING, extra={**job.extra, "video_url": result.video_url}
             )
         if job.state is JobState.DOWNLOADING:
@@ -596,7 +628,7 @@ class JobService:
             )
             try:
                 async with self._critical_section(job.id):
-                    await self.jobs.update(job, state=JobState.POSTING)
+                    await self.update(job, state=JobState.POSTING)
                     status.publish(Progress(JobState.POSTING))
                     await status.close()
                     message_id = await observer.delivered(job, video)
@@ -609,7 +641,7 @@ class JobService:
             message_id = job.result_message_id or await observer.already_delivered(job)
             if message_id is None:
                 # Not posted before the restart: fetch and post it now.
-                await self.jobs.update(job, state=JobState.DOWNLOADING)
+                await self.update(job, state=JobState.DOWNLOADING)
                 await self._run(job, observer, status, bound)
                 return
             await status.close()
@@ -631,7 +663,7 @@ class JobService:
         and invites reruns; then the charge. Each step is safe to repeat after a restart.
         """
         if message_id is not None and job.result_message_id != message_id:
-            await self.jobs.update(job, result_message_id=message_id)
+            await self.update(job, result_message_id=message_id)
         try:
             await observer.show_delivered(job, message_id)
         except Exception:
@@ -642,14 +674,14 @@ class JobService:
         provider = self.provider_for(job)
         breaker = self.breakers[provider.name]
         async with self._critical_section(job.id):
-            await self.jobs.update(job, state=JobState.SUBMITTING)
+            await self.update(job, state=JobState.SUBMITTING)
             try:
                 handle = await provider.submit(job.request)
             except (TransientError, RateLimited):
                 breaker.record_outage()
                 raise
             breaker.record_success()
-            await self.jobs.update(
+            await self.update(
                 job, state=JobState.QUEUED, provider_handle=handle.to_json(), started_at=utcnow()
             )
         bound.info("job.submitted", provider=provider.name, request_id=handle.request_id)
@@ -685,29 +717,31 @@ class JobService:
                 return observed.result
             if observed.kind is StatusKind.QUEUED:
                 if job.state is not JobState.QUEUED:
-                    await self.jobs.update(job, state=JobState.QUEUED)
+                    await self.update(job, state=JobState.QUEUED)
                 status.publish(Progress(JobState.QUEUED, queue_position=observed.queue_position))
             elif observed.kind is StatusKind.RUNNING:
                 if job.state is not JobState.GENERATING:
-                    await self.jobs.update(job, state=JobState.GENERATING, started_at=utcnow())
+                    await self.update(job, state=JobState.GENERATING, started_at=utcnow())
                 status.publish(Progress(JobState.GENERATING))
         raise ProviderError("the provider's status ended without a result")
 
     async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
-        async with self._store.transaction() as db:
+        async with self._storage.unit() as uow:
+            await uow.lock_guild(job.origin.guild_id)
             if job.reservation_id is not None:
-                await self._quotas.charge_in(db, job.reservation_id, job_id=job.id)
-            await self.jobs.update_in(db, job, state=JobState.DELIVERED, finished_at=utcnow())
+                await self._quotas.charge(uow, job.reservation_id, job_id=job.id)
+            await _write(uow, job, {"state": JobState.DELIVERED, "finished_at": utcnow()})
         bound.info(
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
 
     async def _settle_failure(self, job: Job, reason: str, state: JobState) -> None:
-        """Refund and end the job in one transaction."""
-        async with self._store.transaction() as db:
+        """Refund and end the job in one unit of work."""
+        async with self._storage.unit() as uow:
+            await uow.lock_guild(job.origin.guild_id)
             if job.reservation_id is not None:
-                await self._quotas.refund_in(db, job.reservation_id, job_id=job.id, reason=reason)
-            await self.jobs.update_in(db, job, state=state, error=reason, finished_at=utcnow())
+                await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)
+            await _write(uow, job, {"state": state, "error": reason, "finished_at": utcnow()})
 
     async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
         await self._settle_failure(job, reason, JobState.FAILED)
@@ -769,6 +803,15 @@ def _in_line(job: Job, status: LatestWins[Progress]) -> Callable[[int], None] | 
 def _releasing(lease: TerminalLease) -> Callable[[asyncio.Task[None]], None]:
     """A task callback that lets go of ``lease`` when the job's task ends."""
     return lambda _task: lease.release()
+
+
+async def _write(uow: UnitOfWork, job: Job, fields: dict[str, Any]) -> None:
+    """Write ``fields`` of ``job`` in ``uow`` and mirror them (and ``updated_at``) on it."""
+    now = utcnow()
+    await uow.jobs.update(job.id, fields, now)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.updated_at = now
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:

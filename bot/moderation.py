@@ -1,9 +1,10 @@
 """What moderators (``/quota``) and the operator (``pikabot quota``) do to a guild's credits.
 
-Every operation runs in one transaction and leaves a trace carrying the actor's id: credit
-movements are ledger rows (grant, reset, adjust, rollover), rule changes are audit rows
-(value before and after). Bad input raises :class:`ModerationError` with a sentence for the
-person who typed it; nothing is changed then.
+Every operation runs in one unit of work that locks the guild first (so two moderators, or a
+moderator and a reserving ``/pika`` in another process, never interleave), and leaves a trace
+carrying the actor's id: credit movements are ledger rows (grant, reset, adjust, rollover),
+rule changes are audit rows (value before and after). Bad input raises
+:class:`ModerationError` with a sentence for the person who typed it; nothing is changed then.
 
 Changing the period, time zone or reset hour (``set``) can move the guild into a period with
 a new key. So that switching back and forth never mints credits, the new period's balance is
@@ -15,6 +16,8 @@ may read below zero until the next period; nothing can be reserved meanwhile).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -22,7 +25,6 @@ from typing import Generic, TypeVar
 
 from bot.config import Period
 from bot.guild_settings import AuditEntry, usd_to_micros
-from bot.job_store import MemberJobs
 from bot.models import Job
 from bot.periods import UnknownTimeZone, month_bounds, period_key, zone
 from bot.policy import (
@@ -34,7 +36,8 @@ from bot.policy import (
 )
 from bot.quotas import Balance, LedgerEntry, MemberSpend, Quotas
 from bot.reruns import RerunsBy
-from bot.store import Store
+from bot.storage.base import Storage, UnitOfWork
+from bot.storage.records import LedgerKind
 
 T = TypeVar("T")
 
@@ -107,18 +110,33 @@ def parse_usd(text: str) -> Decimal | None:
 class Moderation:
     """The moderators' operations on one database."""
 
-    def __init__(self, store: Store, quotas: Quotas) -> None:
-        self._store = store
+    def __init__(self, storage: Storage, quotas: Quotas) -> None:
+        self._storage = storage
         self._quotas = quotas
         self._guilds = quotas.guilds
 
+    @contextlib.asynccontextmanager
+    async def _unit(self, guild_id: int) -> AsyncIterator[UnitOfWork]:
+        """One unit of work that holds the guild's lock until it ends."""
+        async with self._storage.unit() as uow:
+            await uow.lock_guild(guild_id)
+            yield uow
+
+    async def balance(self, guild_id: int) -> Balance:
+        """The guild's balance now (``/credits``)."""
+        async with self._unit(guild_id) as uow:
+            return await self._quotas.balance(uow, guild_id)
+
     async def show(self, guild_id: int) -> Overview:
         """The guild's rules, balance and provider spend this month."""
-        async with self._store.transaction() as db:
-            balance = await self._quotas.balance_in(db, guild_id)
-            policy = await self._guilds.load_in(db, guild_id)
-            start, end = month_bounds(self._quotas.clock())
-            usd = await self._quotas.usd_spent_in(db, start, end, guild_id=guild_id)
+        async with self._unit(guild_id) as uow:
+            return await self._overview(uow, guild_id)
+
+    async def _overview(self, uow: UnitOfWork, guild_id: int) -> Overview:
+        balance = await self._quotas.balance(uow, guild_id)
+        policy = await self._guilds.load(uow, guild_id)
+        start, end = month_bounds(self._quotas.clock())
+        usd = await self._quotas.usd_spent(uow, start, end, guild_id=guild_id)
         return Overview(policy, balance, usd, end)
 
     async def set(
@@ -160,17 +178,17 @@ class Moderation:
             changes["monthly_usd_cap_micros"] = None if cap is None else usd_to_micros(cap)
         if not changes and rollover is None:
             raise ModerationError("nothing to change: give at least one option")
-        async with self._store.transaction() as db:
-            before = await self._quotas.balance_in(db, guild_id)
-            await self._guilds.change_in(db, guild_id, actor_id, changes, reason=reason)
-            after = await self._quotas.balance_in(db, guild_id)
+        async with self._unit(guild_id) as uow:
+            before = await self._quotas.balance(uow, guild_id)
+            await self._guilds.change(uow, guild_id, actor_id, changes, reason=reason)
+            after = await self._quotas.balance(uow, guild_id)
             if after.period_key != before.period_key:
                 target = min(before.remaining, after.allowance)
                 if target != after.remaining:
-                    await self._quotas.move_in(
-                        db,
+                    await self._quotas.move(
+                        uow,
                         guild_id,
-                        "adjust",
+                        LedgerKind.ADJUST,
                         target - after.remaining,
                         actor_id=actor_id,
                         reason=f"period changed ({before.period_key} to {after.period_key}):"
@@ -179,22 +197,18 @@ class Moderation:
             if rollover is not None and rollover != after.rollover:
                 if rollover:
                     # Carry starts with the next period: mark this one as already rolled over.
-                    await self._quotas.move_in(
-                        db,
+                    await self._quotas.move(
+                        uow,
                         guild_id,
-                        "rollover",
+                        LedgerKind.ROLLOVER,
                         0,
                         actor_id=actor_id,
                         reason="rollover turned on: unused credits carry from the next period",
                     )
-                await self._guilds.change_in(
-                    db, guild_id, actor_id, {"rollover": rollover}, reason=reason
+                await self._guilds.change(
+                    uow, guild_id, actor_id, {"rollover": rollover}, reason=reason
                 )
-            balance = await self._quotas.balance_in(db, guild_id)
-            policy = await self._guilds.load_in(db, guild_id)
-            start, end = month_bounds(self._quotas.clock())
-            usd = await self._quotas.usd_spent_in(db, start, end, guild_id=guild_id)
-        return Overview(policy, balance, usd, end)
+            return await self._overview(uow, guild_id)
 
     async def grant(self, guild_id: int, actor_id: int, amount: int, reason: str) -> Balance:
         """Give the guild ``amount`` extra credits this period."""
@@ -202,26 +216,26 @@ class Moderation:
             raise ModerationError(f"a grant must be between 1 and {MAX_ALLOWANCE} credits")
         if not reason.strip():
             raise ModerationError("say why (a reason is kept in the ledger)")
-        async with self._store.transaction() as db:
-            return await self._quotas.grant_in(
-                db, guild_id, amount, actor_id=actor_id, reason=reason.strip()
+        async with self._unit(guild_id) as uow:
+            return await self._quotas.grant(
+                uow, guild_id, amount, actor_id=actor_id, reason=reason.strip()
             )
 
     async def reset(self, guild_id: int, actor_id: int, reason: str = "") -> Balance:
         """Start the current period over (running jobs keep what they hold)."""
-        async with self._store.transaction() as db:
-            return await self._quotas.reset_in(
-                db, guild_id, actor_id=actor_id, reason=reason.strip() or "reset by a moderator"
+        async with self._unit(guild_id) as uow:
+            return await self._quotas.reset(
+                uow, guild_id, actor_id=actor_id, reason=reason.strip() or "reset by a moderator"
             )
 
     async def usage(self, guild_id: int, *, top: int = 10, recent: int = 5) -> UsageReport:
         """Top members by spend this period, the latest jobs, and USD this month."""
-        async with self._store.transaction() as db:
-            balance = await self._quotas.balance_in(db, guild_id)
-            members = await self._quotas.usage_in(db, guild_id, balance.period_key, limit=top)
-            jobs = await MemberJobs.recent_in(db, guild_id, recent)
+        async with self._unit(guild_id) as uow:
+            balance = await self._quotas.balance(uow, guild_id)
+            members = await self._quotas.usage(uow, guild_id, balance.period_key, limit=top)
+            jobs = await uow.jobs.recent(guild_id, None, recent)
             start, end = month_bounds(self._quotas.clock())
-            usd = await self._quotas.usd_spent_in(db, start, end, guild_id=guild_id)
+            usd = await self._quotas.usd_spent(uow, start, end, guild_id=guild_id)
         return UsageReport(balance.period_key, members, jobs, usd)
 
     async def ledger(
@@ -229,9 +243,9 @@ class Moderation:
     ) -> Page[LedgerEntry]:
         """One page of every credit movement, newest first."""
         page = max(1, page)
-        async with self._store.transaction() as db:
-            items, total = await self._quotas.ledger_page_in(
-                db, guild_id, offset=(page - 1) * per_page, limit=per_page
+        async with self._storage.read() as uow:
+            items, total = await self._quotas.ledger_page(
+                uow, guild_id, offset=(page - 1) * per_page, limit=per_page
             )
         return Page(items, page, _pages(total, per_page), total)
 
@@ -240,9 +254,9 @@ class Moderation:
     ) -> Page[AuditEntry]:
         """One page of every rule change, newest first."""
         page = max(1, page)
-        async with self._store.transaction() as db:
-            items, total = await self._guilds.audit_page_in(
-                db, guild_id, offset=(page - 1) * per_page, limit=per_page
+        async with self._storage.read() as uow:
+            items, total = await self._guilds.audit_page(
+                uow, guild_id, offset=(page - 1) * per_page, limit=per_page
             )
         return Page(items, page, _pages(total, per_page), total)
 
@@ -272,15 +286,15 @@ class Moderation:
             changes["member_cap"] = credits or None
         if running is not None:
             changes["max_running"] = running or None
-        async with self._store.transaction() as db:
-            await self._guilds.change_in(db, guild_id, actor_id, changes)
+        async with self._unit(guild_id) as uow:
+            await self._guilds.change(uow, guild_id, actor_id, changes)
             if role_id is not None:
-                await self._guilds.set_role_in(
-                    db, guild_id, actor_id, role_id, cap=role_credits or None
+                await self._guilds.set_role(
+                    uow, guild_id, actor_id, role_id, cap=role_credits or None
                 )
             if exempt_role_id is not None:
-                await self._guilds.set_role_in(db, guild_id, actor_id, exempt_role_id, exempt=True)
-            return await self._guilds.load_in(db, guild_id)
+                await self._guilds.set_role(uow, guild_id, actor_id, exempt_role_id, exempt=True)
+            return await self._guilds.load(uow, guild_id)
 
     async def cooldown(self, guild_id: int, actor_id: int, seconds: int) -> GuildPolicy:
         """Seconds a member waits between two jobs (0: none)."""
@@ -304,15 +318,15 @@ class Moderation:
         self, guild_id: int, actor_id: int, channel_id: int, *, allowed: bool
     ) -> GuildPolicy:
         """Add a channel to the allow-list or take it off."""
-        async with self._store.transaction() as db:
-            await self._guilds.set_channel_in(db, guild_id, actor_id, channel_id, allowed=allowed)
-            return await self._guilds.load_in(db, guild_id)
+        async with self._unit(guild_id) as uow:
+            await self._guilds.set_channel(uow, guild_id, actor_id, channel_id, allowed=allowed)
+            return await self._guilds.load(uow, guild_id)
 
     async def clear_channels(self, guild_id: int, actor_id: int) -> GuildPolicy:
         """Let /pika work in every channel again."""
-        async with self._store.transaction() as db:
-            await self._guilds.clear_channels_in(db, guild_id, actor_id)
-            return await self._guilds.load_in(db, guild_id)
+        async with self._unit(guild_id) as uow:
+            await self._guilds.clear_channels(uow, guild_id, actor_id)
+            return await self._guilds.load(uow, guild_id)
 
     async def blocklist(
         self, guild_id: int, actor_id: int, entry: str, *, blocked: bool
@@ -322,26 +336,26 @@ class Moderation:
             pattern = validate_pattern(entry)
         except BadPattern as exc:
             raise ModerationError(str(exc)) from None
-        async with self._store.transaction() as db:
-            changed = await self._guilds.set_blocked_in(
-                db, guild_id, actor_id, pattern, blocked=blocked
+        async with self._unit(guild_id) as uow:
+            changed = await self._guilds.set_blocked(
+                uow, guild_id, actor_id, pattern, blocked=blocked
             )
             if not changed and not blocked:
                 raise ModerationError("that entry is not on the blocklist")
-            return await self._guilds.load_in(db, guild_id)
+            return await self._guilds.load(uow, guild_id)
 
     async def standing(self, member: MemberContext) -> MemberStanding:
         """The member's spend this period and the cap that applies to them."""
-        async with self._store.transaction() as db:
-            policy = await self._guilds.load_in(db, member.guild_id)
+        async with self._unit(member.guild_id) as uow:
+            policy = await self._guilds.load(uow, member.guild_id)
             key = period_key(policy.period, self._quotas.clock(), policy.tz, policy.reset_hour)
-            spent = await self._quotas.member_spent_in(db, member.guild_id, member.user_id, key)
+            spent = await self._quotas.member_spent(uow, member.guild_id, member.user_id, key)
         limits = member_limits(policy, member)
         return MemberStanding(spent, limits.cap, limits.exempt)
 
     async def _change(
         self, guild_id: int, actor_id: int, changes: dict[str, object]
     ) -> GuildPolicy:
-        async with self._store.transaction() as db:
-            await self._guilds.change_in(db, guild_id, actor_id, changes)
-            return await self._guilds.load_in(db, guild_id)
+        async with self._unit(guild_id) as uow:
+            await self._guilds.change(uow, guild_id, actor_id, changes)
+            return await self._guilds.load(uow, guild_id)

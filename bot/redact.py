@@ -31,3 +31,16 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     if "?" in text and _SIGNATURE_PARAMS.search(text):
         text = _URL.sub(lambda m: safe_url(m.group(0)), text)
     return text
+
+
+def without_password(url: str) -> str:
+    """A database URL with its password masked (``postgresql://bot:***@host/db``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<url>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))

@@ -1,4 +1,4 @@
-"""The core's object graph, built from Settings: one database, one HTTP session, one provider.
+"""The core's object graph, built from Settings: one storage, one HTTP session, one provider.
 
 Shared by the Discord bot and the terminal commands, so both run the very same core.
 """
@@ -17,7 +17,7 @@ from bot.moderation import Moderation
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
-from bot.store import Store
+from bot.storage import Storage, open_storage
 from bot.terminal import headless
 
 log = structlog.get_logger(__name__)
@@ -28,27 +28,28 @@ HTTP_HEADROOM = 100
 """Connections beyond one per followed job: submits, result fetches and downloads."""
 
 
-async def open_store(settings: Settings) -> Store:
-    """The database at ``PIKABOT_DATABASE``, logged with its absolute path; a new, empty one
-    is a warning, since a wrong working directory or setting silently starts a fresh ledger."""
-    store = await Store.open(settings.database)
-    if store.created:
+async def open_database(settings: Settings) -> Storage:
+    """The database at ``PIKABOT_DATABASE_URL``, logged with where it is; a new, empty one
+    is a warning, since a wrong working directory or setting silently starts a fresh
+    ledger."""
+    storage = await open_storage(settings.database_url)
+    if storage.created:
         log.warning(
             "store.created",
-            path=str(store.path),
+            path=storage.location,
+            backend=storage.backend,
             hint="a new, empty database: if this bot had credits and history before,"
-            " PIKABOT_DATABASE points elsewhere (a relative path is taken from the working"
-            " directory)",
+            " PIKABOT_DATABASE_URL (or PIKABOT_DATABASE) points elsewhere (a relative path is"
+            " taken from the working directory)",
         )
     else:
-        log.info("store.opened", path=str(store.path))
-    return store
+        log.info("store.opened", path=storage.location, backend=storage.backend)
+    return storage
 
 
-def build_quotas(store: Store, settings: Settings) -> Quotas:
+def build_quotas(settings: Settings) -> Quotas:
     """The credit ledger with the operator's defaults (also for the headless ``quota`` CLI)."""
     return Quotas(
-        store,
         default_allowance=settings.default_allowance,
         default_period=settings.allowance_period,
         default_time_zone=settings.timezone,
@@ -61,7 +62,7 @@ class Services:
     """Everything the front ends need; close it once with :meth:`close`."""
 
     settings: Settings
-    store: Store
+    storage: Storage
     session: aiohttp.ClientSession
     provider: Provider
     quotas: Quotas
@@ -71,7 +72,7 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings) -> Services:
         """Open the database (migrating it) and build the provider and services."""
-        store = await open_store(settings)
+        storage = await open_database(settings)
         session = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),
@@ -89,17 +90,18 @@ class Services:
             )
         except BaseException:
             await session.close()
-            await store.close()
+            await storage.close()
             raise
-        quotas = build_quotas(store, settings)
+        quotas = build_quotas(settings)
         jobs = JobService(
-            store=store,
+            storage=storage,
             quotas=quotas,
             provider=provider,
             session=session,
             credits_per_usd=settings.credits_per_usd,
             fallback=fallback,
             terminal=headless,  # a `generate` that died: finish it, never in Discord
+            lease_dir=settings.data_dir,
             limits=JobLimits(
                 deadline=settings.job_deadline,
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,
@@ -111,11 +113,11 @@ class Services:
                 monthly_usd_cap=settings.monthly_usd_cap,
             ),
         )
-        moderation = Moderation(store, quotas)
-        return cls(settings, store, session, provider, quotas, jobs, moderation)
+        moderation = Moderation(storage, quotas)
+        return cls(settings, storage, session, provider, quotas, jobs, moderation)
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""
         await self.jobs.close()
         await self.session.close()
-        await self.store.close()
+        await self.storage.close()

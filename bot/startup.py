@@ -9,7 +9,8 @@ from __future__ import annotations
 import aiohttp
 
 from bot.reach import unreachable_reason
-from bot.store import DatabaseUnavailable
+from bot.storage.base import StorageError
+from bot.storage.sqlite.connection import SqliteUnavailable
 
 DEBUG_HINT = "PIKABOT_LOG_LEVEL=DEBUG logs the traceback"
 INVALID_SHARD = 4010
@@ -33,12 +34,14 @@ def describe(exc: BaseException, *, debug: bool = False) -> str:
     """The one line the CLI prints for ``exc``; unknown failures point at the traceback."""
     if isinstance(exc, StartupFailure):
         return str(exc)
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, SqliteUnavailable):
         return (
             f"cannot open the database {exc.path} (PIKABOT_DATABASE): {exc.reason}."
             " Set PIKABOT_DATABASE to a writable file, or make its folder writable by the"
             " bot's user (in Docker: mount a volume at /app/data)."
         )
+    if isinstance(exc, StorageError):
+        return f"cannot use the database (PIKABOT_DATABASE_URL): {exc}"
     name = type(exc).__name__
     if name == "LoginFailure":
         return "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal."

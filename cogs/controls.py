@@ -40,7 +40,7 @@ def may_manage(interaction: discord.Interaction, job: Job) -> bool:
 
 
 async def _job_or_tell(interaction: discord.Interaction, job_id: int) -> Job | None:
-    job = await _bot(interaction).services.jobs.jobs.get(job_id)
+    job = await _bot(interaction).services.jobs.get(job_id)
     if job is None or job.origin.guild_id != interaction.guild_id:
         await interaction.response.send_message("I can't find that video any more.", ephemeral=True)
         return None
@@ -120,7 +120,7 @@ class ControlsCog(commands.Cog):
             return
         if str(payload.emoji) != RERUN_EMOJI or payload.member is None or payload.member.bot:
             return
-        job = await self.bot.services.jobs.jobs.find_by_message(payload.message_id)
+        job = await self.bot.services.jobs.find_by_message(payload.message_id)
         if job is None or job.result_message_id != payload.message_id:
             return
         structlog.contextvars.bind_contextvars(guild_id=payload.guild_id, user_id=payload.user_id)

@@ -29,7 +29,7 @@ class CreditsCog(commands.Cog):
         """Show the guild's balance, the price of a 5 s 720p clip, the reset time, and the
         member's own use and cap."""
         assert interaction.guild_id is not None
-        balance = await self.services.quotas.balance(interaction.guild_id)
+        balance = await self.services.moderation.balance(interaction.guild_id)
         member = member_of(
             interaction.user,
             interaction.guild_id,

@@ -46,7 +46,7 @@ class HistoryCog(commands.Cog):
     async def history(self, interaction: discord.Interaction) -> None:
         """Show the member's ten latest jobs, privately."""
         assert interaction.guild_id is not None
-        jobs = await self.services.jobs.jobs.recent_for_user(
+        jobs = await self.services.jobs.recent_for_user(
             interaction.guild_id, interaction.user.id, limit=10
         )
         if not jobs:

@@ -11,12 +11,12 @@ import contextlib
 import discord
 import structlog
 
+from bot.clock import utcnow
 from bot.delivery import DownloadedVideo
 from bot.jobs import JobService
 from bot.models import Job, Progress
 from bot.providers.errors import ProviderError
 from bot.redact import safe_url
-from bot.store import utcnow
 from cogs.embeds import done_embed, failed_embed, result_embed, status_embed
 from cogs.views import result_view, status_view
 

@@ -1,5 +1,5 @@
-"""Fixtures shared by the suite: real SQLite files in a temp folder, a real PostgreSQL server,
-real aiohttp sessions."""
+"""Fixtures shared by the suite: each storage test on a real SQLite file in a temp folder and
+on a real PostgreSQL server, real aiohttp sessions."""
 
 from __future__ import annotations
 
@@ -12,24 +12,20 @@ import pytest
 from bot.config import Period
 from bot.quotas import Quotas
 from bot.storage import Storage, open_storage, sqlite_url
-from bot.store import Store
 from tests import postgres
+from tests.units import Credits
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A migrated database in a temporary file."""
-    opened = await Store.open(tmp_path / "pikabot.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def quotas(store: Store) -> Quotas:
+def quotas() -> Quotas:
     """Quotas with 100 credits a day per guild."""
-    return Quotas(store, default_allowance=100, default_period=Period.DAILY)
+    return Quotas(default_allowance=100, default_period=Period.DAILY)
+
+
+@pytest.fixture
+def credits(storage: Storage, quotas: Quotas) -> Credits:
+    """Those quotas over the test's database, one locked unit of work per call."""
+    return Credits(storage, quotas)
 
 
 @pytest.fixture

@@ -473,7 +473,7 @@ async def test_cli_unusable_database_names_the_path_and_the_setting(tmp_path: Pa
     code, _, err = await pikabot("quota", "show", "1", env=debug_env, cwd=tmp_path)
     assert code == 1
     failed = events(err)["startup.failed"]
-    assert "Traceback" in str(failed["exception"]) and "DatabaseUnavailable" in str(
+    assert "Traceback" in str(failed["exception"]) and "SqliteUnavailable" in str(
         failed["exception"]
     )
 

@@ -1,27 +1,42 @@
-"""``pikabot quota``: the operator administers credits on the SQLite file, headless."""
+"""``pikabot quota``: the operator administers credits on the database, headless (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from bot.storage import open_storage, sqlite_path
 from tests.test_cli import pikabot
+from tests.units import audit_rows, ledger_rows
 
 GUILD = "123456789012345678"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(storage_url: str) -> dict[str, str]:
     """No Discord token and no provider key: quota needs neither."""
-    return {"PIKABOT_DATABASE": str(tmp_path / "db.sqlite3"), "PIKABOT_DEFAULT_ALLOWANCE": "200"}
+    return {"PIKABOT_DATABASE_URL": storage_url, "PIKABOT_DEFAULT_ALLOWANCE": "200"}
 
 
-def rows(env: dict[str, str], sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(env["PIKABOT_DATABASE"]) as db:
-        return list(db.execute(sql))
+async def audit_actors(env: dict[str, str]) -> set[int]:
+    """Who made the guild's rule changes."""
+    storage = await open_storage(env["PIKABOT_DATABASE_URL"])
+    try:
+        return {r.actor_id for r in await audit_rows(storage, int(GUILD))}
+    finally:
+        await storage.close()
+
+
+async def ledger(env: dict[str, str]) -> list[tuple[object, ...]]:
+    """The guild's ledger rows as (kind, amount, actor id), oldest first."""
+    storage = await open_storage(env["PIKABOT_DATABASE_URL"])
+    try:
+        return [(r.kind, r.amount, r.actor_id) for r in await ledger_rows(storage, int(GUILD))]
+    finally:
+        await storage.close()
 
 
 # The same commands at instants chosen around the guild's reset: a daily period that starts at
@@ -78,8 +93,8 @@ async def test_cli_quota_show_grant_set_ledger(
     assert "grant\t+50" in out and "actor 0" in out and "launch party" in out
     code, out, _ = await quota("ledger", GUILD, "--rules")
     assert "allowance	200 credits -> 300 credits" in out
-    assert rows(env, "SELECT DISTINCT actor_id FROM audit") == [(0,)]
-    assert rows(env, "SELECT kind, amount, actor_id FROM ledger ORDER BY id") == expected_rows
+    assert await audit_actors(env) == {0}
+    assert await ledger(env) == expected_rows
     code, out, _ = await quota("show", GUILD)
     remaining = 250 if expected_rows == NEW_PERIOD else 350  # kept, or the new allowance + 50
     assert f"remaining {remaining} of 300 (daily" in out, out
@@ -100,11 +115,12 @@ async def test_cli_quota_rule_changes_in_readable_values(tmp_path: Path, env: di
     assert footer == "page 1 of 1 (1 entries)"
 
 
-def untouched(env: dict[str, str]) -> bool:
-    """No audit or ledger row (or no database at all)."""
-    if not Path(env["PIKABOT_DATABASE"]).exists():
+async def untouched(env: dict[str, str]) -> bool:
+    """No audit or ledger row (or no SQLite file at all)."""
+    url = env["PIKABOT_DATABASE_URL"]
+    if url.startswith("sqlite:") and not sqlite_path(url).exists():
         return True
-    return not rows(env, "SELECT id FROM audit") and not rows(env, "SELECT id FROM ledger")
+    return not await audit_actors(env) and not await ledger(env)
 
 
 @pytest.mark.parametrize(
@@ -126,4 +142,4 @@ async def test_cli_quota_bad_input_exit_2(tmp_path: Path, env: dict[str, str], a
     code, _, err = await pikabot(*args, env=env, cwd=tmp_path)
     assert code == 2, err
     assert "Traceback" not in err
-    assert untouched(env)
+    assert await untouched(env)

@@ -1,4 +1,5 @@
-"""The job service end to end over real sockets: FakeFal, real SQLite, a recording front end."""
+"""The job service end to end over real sockets: FakeFal, a real database (SQLite and
+PostgreSQL), a recording front end."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import aiohttp
 import pytest
 
 from bot.circuit import CircuitBreaker
+from bot.clock import utcnow
 from bot.config import Period
 from bot.delivery import DownloadedVideo
 from bot.jobs import (
@@ -34,10 +36,13 @@ from bot.providers.aigateway import AIGatewayProvider
 from bot.providers.fal import FalProvider
 from bot.providers.http import RetryPolicy
 from bot.quotas import Quotas
-from bot.store import Store
+from bot.storage import Storage, open_storage
+from bot.storage.base import NewJob
+from bot.storage.records import LedgerKind, ReservationState
 from bot.terminal import OUT, headless
 from tests.fakes.aigateway import FakeAIGateway
 from tests.fakes.fal import FakeFal, Reply
+from tests.units import Credits, ledger_rows, reservation_states
 
 ORIGIN = Origin(guild_id=42, channel_id=43, user_id=44, user_name="ada")
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, total_seconds=2)
@@ -78,56 +83,72 @@ class RecordingFrontEnd:
 @dataclass
 class World:
     fal: FakeFal
-    store: Store
-    quotas: Quotas
+    storage: Storage
+    quotas: Credits
     service: JobService
-    path: Path
+    url: str
+    lease_dir: Path
     session: aiohttp.ClientSession
 
     async def restart(self, *, terminal: ObserverFactory | None = None) -> World:
-        """A new process on the same database file: new store, provider and service."""
-        await self.store.close()
-        store = await Store.open(self.path)
-        world = make_world(self.fal, store, self.path, self.session, terminal=terminal)
-        return world
+        """A new process on the same database: new storage, provider and service."""
+        await self.storage.close()
+        storage = await open_storage(self.url)
+        return make_world(
+            self.fal, storage, self.url, self.lease_dir, self.session, terminal=terminal
+        )
 
 
 def make_world(
     fal: FakeFal,
-    store: Store,
-    path: Path,
+    storage: Storage,
+    url: str,
+    lease_dir: Path,
     session: aiohttp.ClientSession,
     *,
     limits: JobLimits | None = None,
     terminal: ObserverFactory | None = None,
 ) -> World:
-    quotas = Quotas(store, default_allowance=100, default_period=Period.DAILY)
+    quotas = Quotas(default_allowance=100, default_period=Period.DAILY)
     provider = FalProvider(
         session, api_key=fal.key, base_url=fal.url, poll_interval=0.01, retry=FAST
     )
     service = JobService(
-        store=store,
+        storage=storage,
         quotas=quotas,
         provider=provider,
         session=session,
         credits_per_usd=100,
         limits=limits or JobLimits(status_interval=0.0),
         terminal=terminal,
+        lease_dir=lease_dir,
     )
-    return World(fal, store, quotas, service, path, session)
+    return World(fal, storage, Credits(storage, quotas), service, url, lease_dir, session)
 
 
 @pytest.fixture
-async def world(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[World]:
-    path = tmp_path / "jobs.sqlite3"
+async def world(
+    storage_url: str, tmp_path: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[World]:
     async with FakeFal() as fal:
-        store = await Store.open(path)
-        built = make_world(fal, store, path, session)
+        storage = await open_storage(storage_url)
+        built = make_world(fal, storage, storage_url, tmp_path, session)
         try:
             yield built
         finally:
             await built.service.close()
-            await built.store.close()
+            await built.storage.close()
+
+
+async def charges(storage: Storage, guild_id: int = ORIGIN.guild_id) -> list[object]:
+    """The guild's ``charge`` ledger rows."""
+    return [r for r in await ledger_rows(storage, guild_id) if r.kind is LedgerKind.CHARGE]
+
+
+async def job_ids(storage: Storage, guild_id: int = ORIGIN.guild_id) -> list[int]:
+    """The ids of the guild's jobs."""
+    async with storage.read() as uow:
+        return [job.id for job in await uow.jobs.recent(guild_id, None, 1000)]
 
 
 def request(**overrides: object) -> GenerationRequest:
@@ -137,7 +158,7 @@ def request(**overrides: object) -> GenerationRequest:
 async def run(world: World, job: Job, front: RecordingFrontEnd) -> Job:
     async with asyncio.timeout(10):
         await world.service.run(job, front)
-    stored = await world.service.jobs.get(job.id)
+    stored = await world.service.get(job.id)
     assert stored is not None
     return stored
 
@@ -159,8 +180,7 @@ async def test_job_delivers_video_and_charges_once(world: World):
     assert positions and set(positions) <= {2, 1}  # fast updates coalesce: latest wins
     balance = await world.quotas.balance(ORIGIN.guild_id)
     assert (balance.spent, balance.reserved, balance.remaining) == (20, 0, 80)
-    charges = await world.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
-    assert len(charges) == 1
+    assert len(await charges(world.storage)) == 1
 
 
 async def test_job_submits_exact_options_to_fal(world: World):
@@ -262,8 +282,7 @@ async def test_job_not_enough_credits_reserves_nothing(world: World):
     assert "costs 20 credits" in refused.value.user_message
     assert "has 10 left" in refused.value.user_message
     assert "<t:" in refused.value.user_message
-    rows = await world.store.fetch_all("SELECT id FROM jobs")
-    assert len(rows) == 3
+    assert len(await job_ids(world.storage)) == 3
     assert world.fal.count("submit") == 0
 
 
@@ -273,7 +292,7 @@ async def test_job_unsupported_request_is_refused_before_reserving(world: World)
         await world.service.create(
             request(model="2.1", mode="scenes", image_urls=("http://127.0.0.1/x.png",)), ORIGIN
         )
-    assert await world.store.fetch_all("SELECT id FROM reservations") == []
+    assert await reservation_states(world.storage, ORIGIN.guild_id) == []
 
 
 async def test_job_resumes_after_restart_while_queued(world: World):
@@ -293,23 +312,22 @@ async def test_job_resumes_after_restart_while_queued(world: World):
         resumed = await restarted.service.resume(lambda _job: second)
         assert [j.id for j in resumed] == [job.id]
         assert await restarted.service.wait_idle(10)
-        done = await restarted.service.jobs.get(job.id)
+        done = await restarted.service.get(job.id)
         assert done is not None and done.state is JobState.DELIVERED
         assert second.deliveries == 1 and front.deliveries == 0
         assert world.fal.count("submit") == 1
-        charges = await restarted.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
-        assert len(charges) == 1
+        assert len(await charges(restarted.storage)) == 1
     finally:
         await restarted.service.close()
-        world.store = restarted.store
+        world.storage = restarted.storage
 
 
 async def test_job_restart_mid_submit_refunds_and_never_resubmits(world: World):
     """A job left in SUBMITTING is failed and refunded by the documented rule, not re-sent."""
     job = await world.service.create(request(), ORIGIN)
-    await world.service.jobs.update(job, state=JobState.SUBMITTING)
+    await world.service.update(job, state=JobState.SUBMITTING)
     restarted = await world.restart()
-    world.store = restarted.store
+    world.storage = restarted.storage
     front = RecordingFrontEnd()
     await restarted.service.resume(lambda _job: front)
     assert await restarted.service.wait_idle(5)
@@ -322,15 +340,15 @@ async def test_job_restart_mid_submit_refunds_and_never_resubmits(world: World):
 async def test_job_restart_after_post_charges_without_reposting(world: World):
     """Stopped after posting but before recording it: found again, charged once, not reposted."""
     job = await world.service.create(request(), ORIGIN)
-    await world.service.jobs.update(
+    await world.service.update(
         job, state=JobState.POSTING, extra={"video_url": world.fal.video_url("x")}
     )
     restarted = await world.restart()
-    world.store = restarted.store
+    world.storage = restarted.storage
     front = RecordingFrontEnd(posted_before_restart=777)
     await restarted.service.resume(lambda _job: front)
     assert await restarted.service.wait_idle(5)
-    done = await restarted.service.jobs.get(job.id)
+    done = await restarted.service.get(job.id)
     assert done is not None and done.state is JobState.DELIVERED
     assert done.result_message_id == 777
     assert front.deliveries == 0
@@ -360,24 +378,23 @@ async def test_job_restart_at_each_state_delivers_and_charges_once(world: World,
     job = await world.service.create(request(), ORIGIN)
     if state is not JobState.PENDING:
         handle = await world.service.provider.submit(job.request)
-        await world.service.jobs.update(job, state=state, provider_handle=handle.to_json())
+        await world.service.update(job, state=state, provider_handle=handle.to_json())
         if state is JobState.DOWNLOADING:
-            await world.service.jobs.update(
+            await world.service.update(
                 job, extra={"video_url": world.fal.video_url(handle.request_id)}
             )
     submits_before = world.fal.count("submit")
     restarted = await world.restart()
-    world.store = restarted.store
+    world.storage = restarted.storage
     front = RecordingFrontEnd()
     await restarted.service.resume(lambda _job: front)
     assert await restarted.service.wait_idle(10)
-    done = await restarted.service.jobs.get(job.id)
+    done = await restarted.service.get(job.id)
     assert done is not None and done.state is JobState.DELIVERED
     assert front.deliveries == 1 and front.delivered_bytes == world.fal.video
     expected_submits = submits_before + (1 if state is JobState.PENDING else 0)
     assert world.fal.count("submit") == expected_submits
-    charges = await restarted.store.fetch_all("SELECT * FROM ledger WHERE kind = 'charge'")
-    assert len(charges) == 1
+    assert len(await charges(restarted.storage)) == 1
     await restarted.service.close()
 
 
@@ -385,11 +402,11 @@ async def test_job_restart_while_posting_unposted_posts_once(world: World):
     """Stopped in POSTING before the post went out: fetched again and posted exactly once."""
     job = await world.service.create(request(), ORIGIN)
     handle = await world.service.provider.submit(job.request)
-    await world.service.jobs.update(
+    await world.service.update(
         job, state=JobState.POSTING, extra={"video_url": world.fal.video_url(handle.request_id)}
     )
     restarted = await world.restart()
-    world.store = restarted.store
+    world.storage = restarted.storage
     front = RecordingFrontEnd(posted_before_restart=None)
     await restarted.service.resume(lambda _job: front)
     assert await restarted.service.wait_idle(5)
@@ -427,11 +444,11 @@ async def test_job_breaker_opens_after_repeated_outages(world: World):
         job = await world.service.create(request(), ORIGIN)
         done = await run(world, job, RecordingFrontEnd())
         assert done.state is JobState.FAILED
-    reservations_before = len(await world.store.fetch_all("SELECT id FROM reservations"))
+    reservations_before = len(await reservation_states(world.storage, ORIGIN.guild_id))
     with pytest.raises(RequestRefused) as refused:
         await world.service.create(request(), ORIGIN)
     assert "having trouble" in refused.value.user_message
-    assert len(await world.store.fetch_all("SELECT id FROM reservations")) == reservations_before
+    assert len(await reservation_states(world.storage, ORIGIN.guild_id)) == reservations_before
     assert (await world.quotas.balance(ORIGIN.guild_id)).remaining == 100
 
 
@@ -448,7 +465,7 @@ async def test_job_breaker_half_open_sends_one_probe(world: World):
     with pytest.raises(RequestRefused) as refused:
         await world.service.create(request(), ORIGIN)
     assert "having trouble" in refused.value.user_message
-    assert len(await world.store.fetch_all("SELECT id FROM reservations")) == 1
+    assert len(await reservation_states(world.storage, ORIGIN.guild_id)) == 1
     done = await run(world, probe, RecordingFrontEnd())
     assert done.state is JobState.DELIVERED
     after = await world.service.create(request(), ORIGIN)
@@ -492,10 +509,10 @@ async def test_job_cancel_refused_by_fal_is_not_refunded(world: World):
     world.fal.queue_positions = ()  # fal finishes the clip it would not cancel
     async with asyncio.timeout(10):
         await task
-    done = await world.service.jobs.get(job.id)
+    done = await world.service.get(job.id)
     assert done is not None and done.state is JobState.DELIVERED
     assert front.failures == [] and front.deliveries == 1
-    kinds = [r["kind"] for r in await world.store.fetch_all("SELECT kind FROM ledger")]
+    kinds = [r.kind for r in await ledger_rows(world.storage, ORIGIN.guild_id)]
     assert kinds == ["reserve", "charge"]
 
 
@@ -518,32 +535,32 @@ async def test_job_cancel_during_submit_waits_for_it_then_cancels_at_fal(world: 
 
 @pytest.fixture
 async def gateway_world(
-    tmp_path: Path, session: aiohttp.ClientSession
-) -> AsyncIterator[tuple[JobService, Quotas, FakeAIGateway]]:
+    storage_url: str, session: aiohttp.ClientSession
+) -> AsyncIterator[tuple[JobService, Credits, FakeAIGateway]]:
     """A job service on AIgateway, which documents no way to cancel a job."""
     async with FakeAIGateway(min_poll_interval=0.0, polls_before_done=10_000) as gateway:
-        store = await Store.open(tmp_path / "gateway.sqlite3")
-        quotas = Quotas(store, default_allowance=1000, default_period=Period.DAILY)
+        store = await open_storage(storage_url)
+        rules = Quotas(default_allowance=1000, default_period=Period.DAILY)
         provider = AIGatewayProvider(
             session, api_key=gateway.key, base_url=gateway.url, poll_interval=0.01, retry=FAST
         )
         service = JobService(
-            store=store,
-            quotas=quotas,
+            storage=store,
+            quotas=rules,
             provider=provider,
             session=session,
             credits_per_usd=100,
             limits=JobLimits(status_interval=0.0, max_concurrent=1),
         )
         try:
-            yield service, quotas, gateway
+            yield service, Credits(store, rules), gateway
         finally:
             await service.close()
             await store.close()
 
 
 async def test_job_cancel_after_submit_refused_where_provider_cannot_cancel(
-    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    gateway_world: tuple[JobService, Credits, FakeAIGateway],
 ):
     """AIgateway cannot cancel: once submitted, Cancel is refused with the reason, nothing is
     refunded, and the clip the provider makes (and bills) is delivered and charged."""
@@ -562,7 +579,7 @@ async def test_job_cancel_after_submit_refused_where_provider_cannot_cancel(
     gateway.polls_before_done = 0  # the provider goes on and finishes the clip
     async with asyncio.timeout(10):
         await task
-    done = await service.jobs.get(job.id)
+    done = await service.get(job.id)
     assert done is not None and done.state is JobState.DELIVERED
     assert front.failures == [] and front.deliveries == 1
     balance = await quotas.balance(ORIGIN.guild_id)
@@ -570,7 +587,7 @@ async def test_job_cancel_after_submit_refused_where_provider_cannot_cancel(
 
 
 async def test_job_cancel_before_submit_refunds_where_provider_cannot_cancel(
-    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    gateway_world: tuple[JobService, Credits, FakeAIGateway],
 ):
     """A job still waiting in the bot's own line was never sent: Cancel refunds it, anywhere."""
     service, quotas, gateway = gateway_world
@@ -594,10 +611,10 @@ async def test_job_cancel_before_submit_refunds_where_provider_cannot_cancel(
 
 async def overdue_on_gateway(
     service: JobService,
-    quotas: Quotas,
+    quotas: Credits,
     session: aiohttp.ClientSession,
     submitted_ago: timedelta,
-    store: Store,
+    store: Storage,
 ) -> tuple[JobService, Job]:
     """A job AIgateway is making, left by a stopped process ``submitted_ago``, taken up by a
     new service (same database) whose deadline of 20 minutes has passed for it."""
@@ -607,12 +624,12 @@ async def overdue_on_gateway(
     async with asyncio.timeout(5):
         await front.queued.wait()
     await service.close()  # the process stops while the provider works on
-    stored = await service.jobs.get(job.id)
+    stored = await service.get(job.id)
     assert stored is not None and stored.started_at is not None
-    await service.jobs.update(stored, started_at=stored.started_at - submitted_ago)
+    await service.update(stored, started_at=stored.started_at - submitted_ago)
     restarted = JobService(
-        store=store,
-        quotas=Quotas(store, default_allowance=1000, default_period=Period.DAILY),
+        storage=store,
+        quotas=Quotas(default_allowance=1000, default_period=Period.DAILY),
         provider=service.provider,
         session=session,
         credits_per_usd=100,
@@ -622,14 +639,14 @@ async def overdue_on_gateway(
 
 
 async def test_job_past_deadline_waits_for_a_clip_the_provider_cannot_stop(
-    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    gateway_world: tuple[JobService, Credits, FakeAIGateway],
     session: aiohttp.ClientSession,
-    tmp_path: Path,
+    storage_url: str,
 ):
     """Past its deadline on a provider that cannot cancel (and so still bills), the job is not
     refunded: it is followed on and the clip is delivered and charged when it comes."""
     service, quotas, gateway = gateway_world
-    store = await Store.open(tmp_path / "gateway.sqlite3")  # the next process's connection
+    store = await open_storage(storage_url)  # the next process's connection
     restarted, job = await overdue_on_gateway(
         service, quotas, session, timedelta(minutes=30), store
     )
@@ -644,7 +661,7 @@ async def test_job_past_deadline_waits_for_a_clip_the_provider_cannot_stop(
         gateway.polls_before_done = 0  # the provider finishes the clip late
         async with asyncio.timeout(10):
             await task
-        done = await restarted.jobs.get(job.id)
+        done = await restarted.get(job.id)
         assert done is not None and done.state is JobState.DELIVERED
         assert front.failures == [] and front.deliveries == 1
         balance = await quotas.balance(ORIGIN.guild_id)
@@ -655,14 +672,14 @@ async def test_job_past_deadline_waits_for_a_clip_the_provider_cannot_stop(
 
 
 async def test_job_far_past_deadline_is_given_up_and_refunded(
-    gateway_world: tuple[JobService, Quotas, FakeAIGateway],
+    gateway_world: tuple[JobService, Credits, FakeAIGateway],
     session: aiohttp.ClientSession,
-    tmp_path: Path,
+    storage_url: str,
 ):
     """Three deadlines after its submit with no result, the provider has lost the job: it fails
     and is refunded."""
     service, quotas, _gateway = gateway_world
-    store = await Store.open(tmp_path / "gateway.sqlite3")  # the next process's connection
+    store = await open_storage(storage_url)  # the next process's connection
     restarted, job = await overdue_on_gateway(
         service, quotas, session, timedelta(minutes=61), store
     )
@@ -670,7 +687,7 @@ async def test_job_far_past_deadline_is_given_up_and_refunded(
     try:
         async with asyncio.timeout(10):
             await restarted.run(job, front)
-        done = await restarted.jobs.get(job.id)
+        done = await restarted.get(job.id)
         assert done is not None and done.state is JobState.FAILED
         assert front.failures and "took too long" in front.failures[0]
         balance = await quotas.balance(ORIGIN.guild_id)
@@ -689,25 +706,25 @@ async def test_job_shutdown_lets_a_submit_in_flight_finish(world: World):
         while world.fal.count("submit") == 0 and job.state is not JobState.SUBMITTING:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     await world.service.close()
-    stored = await world.service.jobs.get(job.id)
+    stored = await world.service.get(job.id)
     assert stored is not None and stored.state is JobState.QUEUED
     assert world.fal.count("submit") == 1
 
 
 async def test_job_fails_over_to_second_provider_repriced(
-    tmp_path: Path, session: aiohttp.ClientSession
+    storage_url: str, session: aiohttp.ClientSession
 ):
     """With fal's circuit open, a new request goes to the fallback at the fallback's price."""
     async with FakeFal() as fal, FakeAIGateway(min_poll_interval=0.0) as gateway:
-        store = await Store.open(tmp_path / "failover.sqlite3")
+        store = await open_storage(storage_url)
         try:
-            quotas = Quotas(store, default_allowance=1000, default_period=Period.DAILY)
+            quotas = Quotas(default_allowance=1000, default_period=Period.DAILY)
             primary = FalProvider(session, api_key=fal.key, base_url=fal.url, retry=FAST)
             fallback = AIGatewayProvider(
                 session, api_key=gateway.key, base_url=gateway.url, poll_interval=0.01, retry=FAST
             )
             service = JobService(
-                store=store,
+                storage=store,
                 quotas=quotas,
                 provider=primary,
                 fallback=fallback,
@@ -733,10 +750,12 @@ async def test_job_fails_over_to_second_provider_repriced(
 
 async def test_job_whose_provider_is_gone_is_refunded(world: World):
     """A job resumed after the operator switched providers is refunded with a clear reason."""
-    job = await world.service.create(request(), ORIGIN)
-    await world.service.jobs.update(
-        job, provider="pixazo", state=JobState.QUEUED, provider_handle={"request_id": "r"}
-    )
+    # A job stored on a provider this bot no longer has (as after the operator switched).
+    reservation = await world.quotas.reserve(ORIGIN.guild_id, ORIGIN.user_id, Quote(20, Decimal(0)))
+    async with world.storage.unit() as uow:
+        new = NewJob(ORIGIN, request(), "pixazo", 20, reservation.id)
+        job = await uow.jobs.create(new, utcnow())
+    await world.service.update(job, state=JobState.QUEUED, provider_handle={"request_id": "r"})
     front = RecordingFrontEnd()
     done = await run(world, job, front)
     assert done.state is JobState.FAILED
@@ -777,7 +796,7 @@ async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_pa
     )
     discord = await world.service.create(request(duration=10), ORIGIN)
     restarted = await world.restart(terminal=headless)  # `pikabot run` starts
-    world.store = restarted.store
+    world.storage = restarted.storage
     shown: list[Job] = []
 
     def observers(job: Job) -> RecordingFrontEnd:
@@ -788,7 +807,7 @@ async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_pa
         resumed = await restarted.service.resume(observers)
         assert [j.id for j in resumed] == [discord.id]
         assert await restarted.service.wait_idle(10)
-        left = await restarted.service.jobs.get(terminal.id)
+        left = await restarted.service.get(terminal.id)
         assert left is not None and left.state is JobState.PENDING
         assert left.origin.kind is OriginKind.TERMINAL
 
@@ -797,11 +816,11 @@ async def test_resume_never_shows_a_terminal_job_in_discord(world: World, tmp_pa
         assert [j.id for j in resumed] == [terminal.id]
         assert await restarted.service.wait_idle(10)
         assert [j.id for j in shown] == [discord.id]  # only the Discord job reached Discord
-        done = await restarted.service.jobs.get(terminal.id)
+        done = await restarted.service.get(terminal.id)
         assert done is not None and done.state is JobState.DELIVERED
         assert out.read_bytes() == world.fal.video
-        states = await restarted.store.fetch_all("SELECT state FROM reservations ORDER BY id")
-        assert [r["state"] for r in states] == ["charged", "charged"]
+        states = await reservation_states(restarted.storage, 0, ORIGIN.guild_id)
+        assert states == [ReservationState.CHARGED, ReservationState.CHARGED]
     finally:
         await restarted.service.close()
 
@@ -813,8 +832,8 @@ async def test_stopped_job_not_yet_sent_is_refunded(world: World):
     stopped = await world.service.settle_stopped(job.id, reason="stopped")
     assert stopped is not None and stopped.state is JobState.CANCELLED
     assert world.fal.count("submit") == 0 and world.fal.count("cancel") == 0
-    states = await world.store.fetch_all("SELECT state FROM reservations")
-    assert [r["state"] for r in states] == ["refunded"]
+    states = await reservation_states(world.storage, 0)
+    assert states == [ReservationState.REFUNDED]
 
 
 @pytest.mark.parametrize("fal_still_cancels", [True, False])
@@ -836,10 +855,10 @@ async def test_stopped_job_at_fal_is_refunded_only_if_fal_drops_it(
     stopped = await world.service.settle_stopped(job.id, reason="stopped")
     assert stopped is not None
     assert world.fal.count("cancel") == 1
-    states = await world.store.fetch_all("SELECT state FROM reservations")
+    states = await reservation_states(world.storage, 0)
     if fal_still_cancels:
         assert stopped.state is JobState.CANCELLED
-        assert [r["state"] for r in states] == ["refunded"]
+        assert states == [ReservationState.REFUNDED]
     else:
         assert stopped.state is JobState.QUEUED
-        assert [r["state"] for r in states] == ["held"]
+        assert states == [ReservationState.HELD]

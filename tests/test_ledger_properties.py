@@ -1,7 +1,8 @@
 """Property: no sequence of reserve, charge, refund, grant, reset, allowance, period, time
 zone and rollover changes, with time passing, makes a balance wrong or lets a guild overspend.
 
-The reference model is a dictionary of per-period sums; the real ledger is SQL over rows.
+The reference model is a dictionary of per-period sums; the real ledger is the storage
+backend's rows and running totals, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from bot.moderation import Moderation
 from bot.periods import period_key, previous_key, zone
 from bot.pricing import Quote
 from bot.quotas import InsufficientCredits, Quotas
-from bot.store import Store
+from bot.storage import open_storage
+from tests.units import Credits
 
 G, MOD = 77, 5
+GUILDS = [G]
+"""The last guild id used: every example gets a guild of its own in the test's database."""
 
 OPS = st.lists(
     st.one_of(
@@ -80,18 +84,21 @@ class Model:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ops=OPS)
-def test_ledger_model_holds_under_every_sequence(tmp_path_factory: pytest.TempPathFactory, ops):
+def test_ledger_model_holds_under_every_sequence(storage_url: str, ops):
     """The derived balance equals the model after every step; a reservation succeeds exactly
     when it fits; a change of period, zone or reset hour never raises the balance."""
+    GUILDS[0] += 1
+    G = GUILDS[0]
 
     async def scenario() -> None:
         model = Model(datetime(2026, 11, 21, 22, 30, tzinfo=UTC))
-        path = tmp_path_factory.mktemp("ledger") / "db.sqlite3"
-        async with await Store.open(path) as store:
-            quotas = Quotas(
-                store, default_allowance=100, default_period=Period.DAILY, clock=lambda: model.now
+        store = await open_storage(storage_url)
+        try:
+            rules = Quotas(
+                default_allowance=100, default_period=Period.DAILY, clock=lambda: model.now
             )
-            mod = Moderation(store, quotas)
+            quotas = Credits(store, rules)
+            mod = Moderation(store, rules)
             ids: list[int] = []
             for op, value in ops:
                 if op == "reserve":
@@ -155,5 +162,7 @@ def test_ledger_model_holds_under_every_sequence(tmp_path_factory: pytest.TempPa
                 assert balance.reserved == model.reserved()
                 assert balance.spent == model.charged.get(model.key(), 0)
                 assert balance.period_key == model.key()
+        finally:
+            await store.close()
 
     asyncio.run(scenario())

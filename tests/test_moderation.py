@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +16,9 @@ from bot.policy import MemberContext
 from bot.pricing import Quote
 from bot.quotas import Quotas
 from bot.reruns import RerunsBy
-from bot.store import Store
+from bot.storage import Storage
+from bot.storage.records import LedgerKind
+from tests.units import audit_rows, ledger_rows
 
 G, MOD = 500, 9001
 
@@ -34,25 +37,25 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def quotas(store: Store, clock: Clock) -> Quotas:
-    return Quotas(store, default_allowance=100, default_period=Period.DAILY, clock=clock)
+def quotas(clock: Clock) -> Quotas:
+    return Quotas(default_allowance=100, default_period=Period.DAILY, clock=clock)
 
 
 @pytest.fixture
-def mod(store: Store, quotas: Quotas) -> Moderation:
-    return Moderation(store, quotas)
+def mod(storage: Storage, quotas: Quotas) -> Moderation:
+    return Moderation(storage, quotas)
 
 
 def q(credits: int) -> Quote:
     return Quote(credits, Decimal(credits) / 100)
 
 
-async def audit(store: Store) -> list[tuple[int, str, str | None, str | None]]:
-    rows = await store.fetch_all("SELECT actor_id, action, old_value, new_value FROM audit")
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+async def audit(storage: Storage) -> list[tuple[int, str, str | None, str | None]]:
+    rows = await audit_rows(storage, G)
+    return [(r.actor_id, r.action, r.old_value, r.new_value) for r in rows]
 
 
-async def test_moderation_every_rule_change_is_audited_with_the_actor(mod: Moderation, store):
+async def test_moderation_every_rule_change_is_audited_with_the_actor(mod: Moderation, storage):
     """Each command writes one audit row per real change, carrying who made it."""
     await mod.set(G, MOD, allowance=300, period="weekly", reset_hour=6, time_zone="Europe/Berlin")
     await mod.member_cap(G, MOD, credits=50, running=2, role_id=77, role_credits=200)
@@ -63,7 +66,7 @@ async def test_moderation_every_rule_change_is_audited_with_the_actor(mod: Moder
     await mod.nsfw_only(G, MOD, True)
     await mod.blocklist(G, MOD, "Gore", blocked=True)
     await mod.cooldown(G, MOD, 30)  # unchanged: no row
-    rows = await audit(store)
+    rows = await audit(storage)
     assert {r[0] for r in rows} == {MOD}
     actions = [r[1] for r in rows]
     assert actions == [
@@ -92,7 +95,7 @@ async def test_moderation_every_rule_change_is_audited_with_the_actor(mod: Moder
     assert page.total == 13 and page.pages == 3 and page.items[0].action == "block"
 
 
-async def test_moderation_grant_and_reset_are_ledger_rows(mod: Moderation, quotas, store):
+async def test_moderation_grant_and_reset_are_ledger_rows(mod: Moderation, credits, storage):
     """A grant needs a reason; a reset returns to the allowance minus what jobs hold."""
     with pytest.raises(ModerationError):
         await mod.grant(G, MOD, 50, "  ")
@@ -100,23 +103,25 @@ async def test_moderation_grant_and_reset_are_ledger_rows(mod: Moderation, quota
         await mod.grant(G, MOD, 0, "nothing")
     balance = await mod.grant(G, MOD, 50, "movie night")
     assert balance.remaining == 150 and balance.granted == 50
-    held = await quotas.reserve(G, 1, q(30))
-    spent = await quotas.reserve(G, 1, q(40))
-    await quotas.charge(spent.id)
+    held = await credits.reserve(G, 1, q(30))
+    spent = await credits.reserve(G, 1, q(40))
+    await credits.charge(spent.id)
     balance = await mod.reset(G, MOD, "fresh start")
     assert balance.remaining == 70  # 100 allowance - 30 still held by a running job
-    await quotas.refund(held.id)
-    assert (await quotas.balance(G)).remaining == 100
-    rows = await store.fetch_all(
-        "SELECT kind, amount, actor_id, reason FROM ledger WHERE kind IN ('grant', 'reset')"
-    )
-    assert [tuple(r) for r in rows] == [
+    await credits.refund(held.id)
+    assert (await credits.balance(G)).remaining == 100
+    rows = [
+        (r.kind, r.amount, r.actor_id, r.reason)
+        for r in await ledger_rows(storage, G)
+        if r.kind in (LedgerKind.GRANT, LedgerKind.RESET)
+    ]
+    assert rows == [
         ("grant", 50, MOD, "movie night"),
         ("reset", -10, MOD, "fresh start"),
     ]
 
 
-async def test_moderation_bad_input_changes_nothing(mod: Moderation, store):
+async def test_moderation_bad_input_changes_nothing(mod: Moderation, storage):
     """Out-of-range values and unknown zones are refused with a sentence, no row written."""
     for call in (
         mod.set(G, MOD, allowance=-1),
@@ -132,65 +137,63 @@ async def test_moderation_bad_input_changes_nothing(mod: Moderation, store):
     ):
         with pytest.raises(ModerationError):
             await call
-    assert await audit(store) == []
+    assert await audit(storage) == []
 
 
-async def test_moderation_period_change_never_mints_credits(mod: Moderation, quotas, store):
+async def test_moderation_period_change_never_mints_credits(mod: Moderation, credits, storage):
     """Switching daily → weekly → daily keeps the balance; the adjustment is in the ledger."""
-    spent = await quotas.reserve(G, 1, q(60))
-    await quotas.charge(spent.id)
+    spent = await credits.reserve(G, 1, q(60))
+    await credits.charge(spent.id)
     overview = await mod.set(G, MOD, period="weekly")
     assert overview.balance.remaining == 40
     assert overview.balance.period_key == "2026-W47"
     assert (await mod.set(G, MOD, period="daily")).balance.remaining == 40
     assert (await mod.set(G, MOD, period="weekly", allowance=500)).balance.remaining == 40
-    adjust = await store.fetch_all(
-        "SELECT amount, actor_id, reason FROM ledger WHERE kind='adjust'"
-    )
-    assert adjust[0]["amount"] == -60 and adjust[0]["actor_id"] == MOD
-    assert "balance kept at 40" in adjust[0]["reason"]
+    adjust = [r for r in await ledger_rows(storage, G) if r.kind is LedgerKind.ADJUST]
+    assert adjust[0].amount == -60 and adjust[0].actor_id == MOD
+    assert "balance kept at 40" in (adjust[0].reason or "")
 
 
-async def test_moderation_allowance_change_moves_the_balance(mod: Moderation, quotas):
+async def test_moderation_allowance_change_moves_the_balance(mod: Moderation, credits):
     """Raising the allowance gives the difference now; lowering it takes it away."""
-    spent = await quotas.reserve(G, 1, q(60))
-    await quotas.charge(spent.id)
+    spent = await credits.reserve(G, 1, q(60))
+    await credits.charge(spent.id)
     assert (await mod.set(G, MOD, allowance=200)).balance.remaining == 140
     assert (await mod.set(G, MOD, allowance=50)).balance.remaining == -10
     with pytest.raises(Exception, match="cost 1 > remaining -10"):
-        await quotas.reserve(G, 1, q(1))
+        await credits.reserve(G, 1, q(1))
     assert (await mod.set(G, MOD, allowance=100)).balance.remaining == 40
 
 
-async def test_moderation_rollover(mod: Moderation, quotas, clock: Clock, store):
+async def test_moderation_rollover(mod: Moderation, credits, clock: Clock, storage):
     """Off: nothing carries. On: from the next period, unused credits (max one allowance)."""
-    r = await quotas.reserve(G, 1, q(30))
-    await quotas.charge(r.id)
+    r = await credits.reserve(G, 1, q(30))
+    await credits.charge(r.id)
     clock.now += timedelta(days=1)
-    assert (await quotas.balance(G)).remaining == 100  # off by default
-    r = await quotas.reserve(G, 1, q(30))
-    await quotas.charge(r.id)
+    assert (await credits.balance(G)).remaining == 100  # off by default
+    r = await credits.reserve(G, 1, q(30))
+    await credits.charge(r.id)
     overview = await mod.set(G, MOD, rollover=True)
     assert overview.balance.remaining == 70, "turning it on carries nothing into this period"
     clock.now += timedelta(days=1)
-    balance = await quotas.balance(G)
+    balance = await credits.balance(G)
     assert balance.carried == 70 and balance.remaining == 170
     await mod.grant(G, MOD, 500, "big event")
     clock.now += timedelta(days=1)
-    balance = await quotas.balance(G)
+    balance = await credits.balance(G)
     assert balance.carried == 100 and balance.remaining == 200, "at most one allowance"
-    rows = await store.fetch_all("SELECT amount, reason FROM ledger WHERE kind = 'rollover'")
-    assert [r["amount"] for r in rows] == [0, 70, 100]
-    assert rows[1]["reason"] == "unused credits of 2026-11-22"
+    rows = [r for r in await ledger_rows(storage, G) if r.kind is LedgerKind.ROLLOVER]
+    assert [r.amount for r in rows] == [0, 70, 100]
+    assert rows[1].reason == "unused credits of 2026-11-22"
 
 
-async def test_moderation_usage_and_ledger_pages(mod: Moderation, quotas):
+async def test_moderation_usage_and_ledger_pages(mod: Moderation, credits):
     """Usage ranks members by spend this period; the ledger pages newest first."""
     for user, cost in ((1, 10), (2, 30), (1, 15), (3, 5)):
-        r = await quotas.reserve(G, user, q(cost))
-        await quotas.charge(r.id)
-    refunded = await quotas.reserve(G, 3, q(40))
-    await quotas.refund(refunded.id, reason="failed")
+        r = await credits.reserve(G, user, q(cost))
+        await credits.charge(r.id)
+    refunded = await credits.reserve(G, 3, q(40))
+    await credits.refund(refunded.id, reason="failed")
     report = await mod.usage(G)
     assert [(m.user_id, m.credits, m.jobs) for m in report.members] == [
         (2, 30, 1),
@@ -206,16 +209,15 @@ async def test_moderation_usage_and_ledger_pages(mod: Moderation, quotas):
     assert len(last.items) == 2 and last.items[-1].kind == "reserve"
 
 
-async def test_moderation_usd_cap_operator_ceiling(store: Store, clock: Clock):
+async def test_moderation_usd_cap_operator_ceiling(storage: Storage, clock: Clock):
     """A guild's own USD cap applies, but never above the operator's per-guild ceiling."""
     quotas = Quotas(
-        store,
         default_allowance=100,
         default_period=Period.DAILY,
         guild_usd_cap=Decimal(20),
         clock=clock,
     )
-    mod = Moderation(store, quotas)
+    mod = Moderation(storage, quotas)
     assert (await mod.show(G)).policy.monthly_usd_cap == Decimal(20)
     assert (await mod.set(G, MOD, usd_cap="$5")).policy.monthly_usd_cap == Decimal(5)
     assert (await mod.set(G, MOD, usd_cap="50")).policy.monthly_usd_cap == Decimal(20)
@@ -223,11 +225,11 @@ async def test_moderation_usd_cap_operator_ceiling(store: Store, clock: Clock):
     assert parse_usd("12.345") == Decimal("12.34") or parse_usd("12.345") == Decimal("12.35")
 
 
-async def test_moderation_member_standing(mod: Moderation, quotas):
+async def test_moderation_member_standing(mod: Moderation, credits):
     """/credits shows the member's own spend and the cap that applies to their roles."""
     await mod.member_cap(G, MOD, credits=40, role_id=7, role_credits=90)
-    r = await quotas.reserve(G, 1, q(25))
-    await quotas.charge(r.id)
+    r = await credits.reserve(G, 1, q(25))
+    await credits.charge(r.id)
     plain = await mod.standing(MemberContext(G, 2, 1))
     assert (plain.spent, plain.cap, plain.exempt) == (25, 40, False)
     raised = await mod.standing(MemberContext(G, 2, 1, role_ids=frozenset({7})))
@@ -282,3 +284,26 @@ async def test_moderation_audit_reads_in_the_moderators_terms(mod: Moderation):
         "blocklist: `gore` → removed",
         "monthly USD cap: $12.50 → no cap",
     ]
+
+
+async def test_moderation_rollover_is_carried_once_across_processes(
+    storage_url: str, mod: Moderation, credits, quotas: Quotas, clock: Clock
+):
+    """Three processes looking at a new period at once carry the unused credits in once."""
+    from bot.storage import open_storage
+
+    await mod.set(G, MOD, rollover=True)
+    r = await credits.reserve(G, 1, q(30))
+    await credits.charge(r.id)
+    clock.now += timedelta(days=1)
+    opened = [await open_storage(storage_url) for _ in range(3)]
+    try:
+        balances = await asyncio.gather(
+            *(Moderation(s, quotas).balance(G) for s in opened for _ in range(4))
+        )
+    finally:
+        for s in opened:
+            await s.close()
+    assert {(b.carried, b.remaining) for b in balances} == {(70, 170)}
+    carried = [r for r in await ledger_rows(credits.storage, G) if r.kind is LedgerKind.ROLLOVER]
+    assert [r.amount for r in carried] == [0, 70]

@@ -34,9 +34,10 @@ from bot.policy import (
     validate_pattern,
 )
 from bot.refusals import RequestRefused
-from bot.store import Store
+from bot.storage import open_storage
 from tests.fakes.fal import FakeFal
-from tests.test_jobs import World, make_world
+from tests.test_jobs import World, job_ids, make_world
+from tests.units import ledger_rows, reservation_states
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 G, CH, USER = 5, 6, 7
@@ -185,16 +186,18 @@ def test_policy_usd_cap_below_one_clip_says_so():
 
 
 @pytest.fixture
-async def world(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[World]:
-    """The job service over FakeFal and a real SQLite file (as in test_jobs)."""
-    path = tmp_path / "policy.sqlite3"
+async def world(
+    storage_url: str, tmp_path: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[World]:
+    """The job service over FakeFal and a real database (as in test_jobs)."""
     async with FakeFal() as fal:
-        built = make_world(fal, await Store.open(path), path, session)
+        storage = await open_storage(storage_url)
+        built = make_world(fal, storage, storage_url, tmp_path, session)
         try:
             yield built
         finally:
             await built.service.close()
-            await built.store.close()
+            await built.storage.close()
 
 
 async def _refusals(world: World, member: MemberContext, prompt: str = "a red fox") -> str:
@@ -209,15 +212,15 @@ async def test_policy_refusals_reserve_nothing(world: World):
     mod = world.service  # the moderator side is driven through Moderation in its own tests
     from bot.moderation import Moderation
 
-    moderation = Moderation(world.store, world.quotas)
+    moderation = Moderation(world.storage, world.quotas.quotas)
     await moderation.channel(G, 1, 99, allowed=True)
     assert "<#99>" in await _refusals(world, MEMBER)
     await moderation.clear_channels(G, 1)
     await moderation.blocklist(G, 1, "fox", blocked=True)
     assert "can't be used" in await _refusals(world, MEMBER)
-    ledger = await world.store.fetch_all("SELECT * FROM ledger")
-    reservations = await world.store.fetch_all("SELECT * FROM reservations")
-    jobs = await world.store.fetch_all("SELECT * FROM jobs")
+    ledger = await ledger_rows(world.storage, G)
+    reservations = await reservation_states(world.storage, G)
+    jobs = await job_ids(world.storage, G)
     assert ledger == [] and reservations == [] and jobs == []
     assert world.fal.count("submit") == 0
     assert mod.scheduler.waiting == 0
@@ -227,7 +230,7 @@ async def test_policy_member_cap_cannot_be_raced(world: World):
     """Ten simultaneous 20-credit requests of one member with a 50-credit cap: two pass."""
     from bot.moderation import Moderation
 
-    await Moderation(world.store, world.quotas).member_cap(G, 1, credits=50)
+    await Moderation(world.storage, world.quotas.quotas).member_cap(G, 1, credits=50)
 
     async def attempt() -> bool:
         try:
@@ -248,7 +251,7 @@ async def test_policy_usd_caps_cannot_be_raced(world: World):
     cap counts every guild's spend."""
     from bot.moderation import Moderation
 
-    await Moderation(world.store, world.quotas).set(G, 1, usd_cap="0.50")
+    await Moderation(world.storage, world.quotas.quotas).set(G, 1, usd_cap="0.50")
 
     async def attempt(guild: int, user: int) -> bool:
         try:
@@ -266,3 +269,44 @@ async def test_policy_usd_caps_cannot_be_raced(world: World):
     world.service._admission.bot_monthly_usd_cap = Decimal("1.00")
     others = await asyncio.gather(*(attempt(G + 1 + u, u) for u in range(10)))
     assert sum(others) == 3  # $0.40 spent by G already: three more $0.20 clips fit in $1.00
+
+
+async def test_policy_rules_hold_across_processes(
+    world: World, storage_url: str, tmp_path: Path, session: aiohttp.ClientSession
+):
+    """Three job services on one database (three bot processes): the guild's balance, a member
+    cap and the bot-wide USD cap hold for all of them together."""
+    from bot.moderation import Moderation
+
+    others = [await open_storage(storage_url) for _ in range(2)]
+    worlds = [world] + [make_world(world.fal, s, storage_url, tmp_path, session) for s in others]
+    try:
+        moderation = Moderation(world.storage, world.quotas.quotas)
+        await moderation.set(G, 1, allowance=100)  # five 20-credit clips
+        await moderation.member_cap(G, 1, credits=60)  # of which one member gets three
+
+        async def attempt(where: World, guild: int, user: int) -> bool:
+            try:
+                await where.service.create(
+                    GenerationRequest(prompt="x", seed=1),
+                    Origin(guild, CH, user),
+                    member=MemberContext(guild, CH, user),
+                )
+            except RequestRefused:
+                return False
+            return True
+
+        one_member = await asyncio.gather(*(attempt(worlds[i % 3], G, USER) for i in range(12)))
+        assert sum(one_member) == 3
+        everyone = await asyncio.gather(*(attempt(worlds[i % 3], G, 100 + i) for i in range(12)))
+        assert sum(everyone) == 2  # the balance: 100 credits, 60 already held
+        assert (await world.quotas.balance(G)).remaining == 0
+        for each in worlds:  # $1.00 for the whole bot; $1.00 already held by guild G
+            each.service._admission.bot_monthly_usd_cap = Decimal("1.60")
+        elsewhere = await asyncio.gather(*(attempt(worlds[i % 3], G + 1 + i, i) for i in range(12)))
+        assert sum(elsewhere) == 3  # three more $0.20 clips fit in $1.60
+    finally:
+        for each in worlds[1:]:
+            await each.service.close()
+        for opened in others:
+            await opened.close()

@@ -13,11 +13,11 @@ import pytest
 import structlog
 from rich.console import Console
 
+from bot.clock import utcnow
 from bot.config import LogFormat
 from bot.delivery import DownloadedVideo
 from bot.logs import configure_logging
 from bot.models import GenerationRequest, Job, JobState, Origin, Progress
-from bot.store import utcnow
 from bot.terminal import TerminalObserver
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -318,6 +318,12 @@ class Storage(Protocol):
         """Where the data is, for logs and ``pikabot check`` (no password)."""
         ...
 
+    @property
+    def created(self) -> bool:
+        """True when opening found no pikabot database there and made a new, empty one (so
+        start-up can warn that the ledger starts from nothing)."""
+        ...
+
     def unit(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on an error."""
         ...

@@ -1,12 +1,64 @@
-"""The sqlite backend of :mod:`bot.storage` (being written: not used by the bot yet)."""
+"""The SQLite backend of :mod:`bot.storage`: the embedded default, for one process.
+
+Modules: ``connection`` (pragmas, one trip per statement, FIFO access), ``schema``
+(numbered scripts and ``PRAGMA user_version``), ``guilds``, ``ledger``, ``jobs`` and ``meta``
+(the repositories), ``backend`` (the Storage and its units).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
-from bot.storage.base import Storage, StorageError
+import structlog
+
+from bot.storage.base import SchemaTooNew
+from bot.storage.sqlite.backend import SqliteStorage
+from bot.storage.sqlite.connection import (
+    MEMORY,
+    Connection,
+    SqliteUnavailable,
+    absolute,
+    connect,
+    prepare,
+    why,
+)
+from bot.storage.sqlite.schema import migrate
+
+__all__ = ["READERS", "SqliteStorage", "SqliteUnavailable", "open_sqlite"]
+
+log = structlog.get_logger(__name__)
+
+READERS = 2
+"""Read-only connections for :meth:`SqliteStorage.read` (each is a thread of aiosqlite's)."""
 
 
-async def open_sqlite(path: Path) -> Storage:
-    """Open the database."""
-    raise StorageError("the sqlite storage backend is not built yet")
+async def open_sqlite(path: Path | str) -> SqliteStorage:
+    """Open (creating it and its folder if needed) and migrate the database at ``path``.
+
+    A relative ``path`` is taken from the working directory and kept absolute, so logs say
+    which file is in use. A failure to open, create or migrate it is raised as
+    :class:`SqliteUnavailable` naming the path and the reason in plain words; a database
+    migrated by a newer pikabot as :class:`~bot.storage.base.SchemaTooNew`.
+    """
+    path = absolute(path)
+    opened: list[Connection] = []
+    try:
+        prepare(path)
+        writer = await connect(path)
+        opened.append(writer)
+        before = await migrate(writer, str(path))
+        if str(path) != MEMORY:
+            for _ in range(READERS):
+                opened.append(await connect(path, read_only=True))
+    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+        for connection in opened:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await connection.raw.close()
+        if isinstance(exc, SchemaTooNew):
+            raise
+        raise SqliteUnavailable(path, why(path, exc)) from exc
+    storage = SqliteStorage(path, writer, opened[1:], created=before == 0)
+    log.debug("storage.opened", path=str(path), created=storage.created)
+    return storage

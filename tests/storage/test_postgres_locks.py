@@ -1,0 +1,158 @@
+"""PostgreSQL only: units on separate connections keep each guild's balance rule.
+
+``lock_guild`` must make a second unit wait until the first commits (and then see its writes),
+must not make units of other guilds wait, and ``lock_bot`` is a lock of its own. The waiting is
+observed in ``pg_locks`` (an advisory lock not granted), polled with a bound: no timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from bot.storage import Storage
+from bot.storage.base import NewGuild, UnitOfWork
+from bot.storage.postgres import open_postgres
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+KEY = "2026-03-01"
+GUILD = 1_234_567_890_123_456_789  # a real-looking 64-bit snowflake
+BOUND = 10.0  # seconds any single wait in these tests may take before it counts as a hang
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Storage]:
+    """A migrated PostgreSQL storage with room for 25 connections."""
+    opened = await open_postgres(postgres_url, pool_size=25)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _waiting_advisory_locks(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        waiting = await connection.fetchval(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+    finally:
+        await connection.close()
+    return int(waiting)
+
+
+async def _until_waiting(url: str, count: int) -> None:
+    """Return once ``count`` units wait for an advisory lock; fail after :data:`BOUND`."""
+    for _ in range(int(BOUND / 0.02)):
+        if await _waiting_advisory_locks(url) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {count} unit(s) waiting for the lock after {BOUND} s")
+
+
+async def _hold_if_enough(uow: UnitOfWork, guild_id: int, user_id: int, cost: int) -> int | None:
+    """The balance rule as the domain applies it: lock, read, check, hold."""
+    await uow.lock_guild(guild_id)
+    row = await uow.guilds.get_or_create(guild_id, NewGuild(100, "daily"), NOW)
+    totals = await uow.ledger.totals(guild_id, KEY)
+    if row.allowance + totals.net < cost:
+        return None
+    return await uow.ledger.hold(guild_id, user_id, KEY, cost, 50_000, NOW)
+
+
+async def test_concurrent_holds_under_lock_guild_never_overspend(pg: Storage) -> None:
+    async def attempt(user_id: int) -> int | None:
+        async with pg.unit() as uow:
+            return await _hold_if_enough(uow, GUILD, user_id, 15)
+
+    results = await asyncio.wait_for(asyncio.gather(*(attempt(u) for u in range(20))), BOUND * 3)
+
+    held = [r for r in results if r is not None]
+    assert len(held) == 6  # 6 x 15 = 90 <= 100 < 105
+    async with pg.read() as uow:
+        totals = await uow.ledger.totals(GUILD, KEY)
+        entries, count = await uow.ledger.page(GUILD, offset=0, limit=100)
+    assert totals.net == -90 and totals.reserved == 90
+    assert count == 6 and sum(e.amount for e in entries) == -90
+
+
+async def test_a_second_unit_on_the_guild_waits_and_then_sees_the_first_units_hold(
+    pg: Storage, postgres_url: str
+) -> None:
+    first_read = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> int | None:
+        async with pg.unit() as uow:
+            await uow.lock_guild(GUILD)
+            await uow.guilds.get_or_create(GUILD, NewGuild(100, "daily"), NOW)
+            first_read.set()
+            await asyncio.wait_for(release_first.wait(), BOUND)
+            return await uow.ledger.hold(GUILD, 1, KEY, 80, 0, NOW)
+
+    async def second() -> int | None:
+        await asyncio.wait_for(first_read.wait(), BOUND)
+        async with pg.unit() as uow:
+            return await _hold_if_enough(uow, GUILD, 2, 80)
+
+    first_task = asyncio.create_task(first())
+    second_task = asyncio.create_task(second())
+    await _until_waiting(postgres_url, 1)  # the second unit is blocked on the guild's lock
+    assert not second_task.done()
+    release_first.set()
+
+    assert await asyncio.wait_for(first_task, BOUND) is not None
+    assert await asyncio.wait_for(second_task, BOUND) is None  # 100 - 80 < 80: refused
+    async with pg.read() as uow:
+        assert (await uow.ledger.totals(GUILD, KEY)).reserved == 80
+
+
+async def test_units_on_different_guilds_do_not_wait_for_each_other(pg: Storage) -> None:
+    holding = asyncio.Event()
+    other_done = asyncio.Event()
+
+    async def first() -> None:
+        async with pg.unit() as uow:
+            await uow.lock_guild(GUILD)
+            holding.set()
+            await asyncio.wait_for(other_done.wait(), BOUND)  # would hang if the other waited
+
+    async def other() -> None:
+        await asyncio.wait_for(holding.wait(), BOUND)
+        for guild_id in (GUILD + 1, 0, -GUILD, 2**63 - 1):
+            async with pg.unit() as uow:
+                await uow.lock_guild(guild_id)
+        async with pg.unit() as uow:
+            await uow.lock_bot()
+        other_done.set()
+
+    await asyncio.wait_for(asyncio.gather(first(), other()), BOUND * 2)
+
+
+async def test_lock_bot_serialises_units(pg: Storage, postgres_url: str) -> None:
+    holding = asyncio.Event()
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with pg.unit() as uow:
+            await uow.lock_bot()
+            holding.set()
+            await asyncio.wait_for(release.wait(), BOUND)
+            order.append("first")
+
+    async def second() -> None:
+        await asyncio.wait_for(holding.wait(), BOUND)
+        async with pg.unit() as uow:
+            await uow.lock_bot()
+            order.append("second")
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await _until_waiting(postgres_url, 1)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), BOUND)
+    assert order == ["first", "second"]
