@@ -1,6 +1,7 @@
 """``python -m bench [--quick] [--only NAME ...] [--keep]``: run the benchmarks, print a table.
 
-Names: ack, completion, delivery, memory, jobs, reservations (in that order by default).
+Names: ack, completion, delivery, memory, jobs, reservations, storage (in that order by
+default).
 The exit code is 0 when every selected benchmark ran (whether or not its targets were met)
 and 1 when one of them failed to run.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bench.common import Config, Row, Rows, log_to_file, render
 
-BENCHMARKS = ("ack", "completion", "delivery", "memory", "jobs", "reservations")
+BENCHMARKS = ("ack", "completion", "delivery", "memory", "jobs", "reservations", "storage")
 TIME_LIMITS = {  # seconds per benchmark (full run); each one is cancelled past its limit
     "ack": 240,
     "completion": 120,
@@ -27,6 +28,7 @@ TIME_LIMITS = {  # seconds per benchmark (full run); each one is cancelled past 
     "memory": 180,
     "jobs": 300,
     "reservations": 120,
+    "storage": 120,
 }
 
 
