@@ -17,6 +17,7 @@ import pytest
 from bot.storage import Storage
 from bot.storage.base import NewGuild, UnitOfWork
 from bot.storage.postgres import open_postgres
+from bot.storage.records import LedgerKind, ReservationState
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "2026-03-01"
@@ -156,3 +157,76 @@ async def test_lock_bot_serialises_units(pg: Storage, postgres_url: str) -> None
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), BOUND)
     assert order == ["first", "second"]
+
+
+async def _waiting_locks(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        waiting = await connection.fetchval("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+    finally:
+        await connection.close()
+    return int(waiting)
+
+
+async def test_a_reservation_settled_by_two_units_at_once_ends_once(
+    pg: Storage, postgres_url: str
+) -> None:
+    async with pg.unit() as uow:
+        rid = await uow.ledger.hold(GUILD, 1, KEY, 30, 0, NOW)
+    first_settled = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> object:
+        async with pg.unit() as uow:
+            ended = await uow.ledger.settle(
+                rid, ReservationState.CHARGED, job_id=1, reason="", now=NOW
+            )
+            first_settled.set()
+            await asyncio.wait_for(release_first.wait(), BOUND)
+        return ended
+
+    async def second() -> object:
+        await asyncio.wait_for(first_settled.wait(), BOUND)
+        async with pg.unit() as uow:
+            return await uow.ledger.settle(
+                rid, ReservationState.REFUNDED, job_id=1, reason="late", now=NOW
+            )
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    for _ in range(int(BOUND / 0.02)):  # the second waits for the first's row lock
+        if await _waiting_locks(postgres_url) >= 1:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the second settle never waited for the first")
+    release_first.set()
+    ended_first, ended_second = await asyncio.wait_for(asyncio.gather(*tasks), BOUND)
+
+    assert ended_first is not None and ended_second is None
+    async with pg.read() as uow:
+        totals = await uow.ledger.totals(GUILD, KEY)
+        entries, count = await uow.ledger.page(GUILD, offset=0, limit=10)
+        reservation = await uow.ledger.reservation(rid)
+    assert (totals.net, totals.reserved, totals.spent) == (-30, 0, 30)
+    assert [e.kind for e in entries] == [LedgerKind.CHARGE, LedgerKind.RESERVE] and count == 2
+    assert reservation is not None and reservation.state is ReservationState.CHARGED
+
+
+async def test_many_units_settling_one_reservation_end_it_once(pg: Storage) -> None:
+    async with pg.unit() as uow:
+        rid = await uow.ledger.hold(GUILD, 1, KEY, 30, 0, NOW)
+
+    async def settle(n: int) -> bool:
+        state = ReservationState.CHARGED if n % 2 else ReservationState.REFUNDED
+        async with pg.unit() as uow:
+            ended = await uow.ledger.settle(rid, state, job_id=n, reason="", now=NOW)
+        return ended is not None
+
+    results = await asyncio.wait_for(asyncio.gather(*(settle(n) for n in range(16))), BOUND * 3)
+
+    assert results.count(True) == 1
+    async with pg.read() as uow:
+        totals = await uow.ledger.totals(GUILD, KEY)
+        _, count = await uow.ledger.page(GUILD, offset=0, limit=100)
+    assert totals.reserved == 0 and count == 2
+    assert (totals.net, totals.spent) in ((-30, 30), (0, 0))

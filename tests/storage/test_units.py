@@ -188,3 +188,22 @@ async def test_a_newer_schema_is_refused_in_one_line(storage_url: str) -> None:
         f"the database at {location} is at schema version {known + 1} but this pikabot knows"
         f" only up to {known}: upgrade pikabot (or restore the backup taken before the upgrade)"
     )
+
+
+async def test_lock_guild_keeps_a_balance_from_overspending(storage: Storage) -> None:
+    granted: list[int] = []
+
+    async def reserve(user_id: int) -> None:
+        async with storage.unit() as uow:
+            await uow.lock_guild(GUILD)
+            row = await uow.guilds.get_or_create(GUILD, DEFAULTS, NOW)
+            totals = await uow.ledger.totals(GUILD, PERIOD)
+            await asyncio.sleep(0)
+            if row.allowance + totals.net >= 20:
+                granted.append(await uow.ledger.hold(GUILD, user_id, PERIOD, 20, 0, NOW))
+
+    await asyncio.wait_for(asyncio.gather(*(reserve(u) for u in range(30))), 60)
+    async with storage.read() as uow:
+        totals = await uow.ledger.totals(GUILD, PERIOD)
+    assert len(granted) == 5
+    assert (totals.net, totals.reserved) == (-100, 100)

@@ -29,9 +29,7 @@ _LEDGER_FIELDS = (
     "id, guild_id, period_key, kind, amount, user_id, actor_id, reservation_id, job_id,"
     " reason, created_at"
 )
-_ADD_TOTALS = (
-    f"INSERT INTO period_totals (guild_id, period_key, {_TOTALS})"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+_ON_CONFLICT_ADD = (
     " ON CONFLICT (guild_id, period_key) DO UPDATE SET"
     " net = period_totals.net + excluded.net,"
     " granted = period_totals.granted + excluded.granted,"
@@ -39,6 +37,43 @@ _ADD_TOTALS = (
     " adjusted = period_totals.adjusted + excluded.adjusted,"
     " reserved = period_totals.reserved + excluded.reserved,"
     " spent = period_totals.spent + excluded.spent"
+)
+"""Add a movement's change to the period's totals row, creating it the first time."""
+
+# Each write below is one statement (one round trip): its row, its ledger row and its change
+# to the totals, in data-modifying CTEs that succeed or fail together.
+_MOVE = (
+    "WITH entry AS (INSERT INTO ledger (guild_id, period_key, kind, amount, actor_id, reason,"
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),"
+    f" totals AS (INSERT INTO period_totals (guild_id, period_key, {_TOTALS})"
+    " VALUES ($1, $2, $4, $8, $9, $10, 0, 0)"
+    f"{_ON_CONFLICT_ADD})"
+    " SELECT id FROM entry"
+)
+_HOLD = (
+    "WITH held AS (INSERT INTO reservations (guild_id, user_id, period_key, amount, usd_micros,"
+    " state, created_at) VALUES ($1, $2, $3, $4, $5, 'held', $6) RETURNING id),"
+    " entry AS (INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, actor_id,"
+    " reservation_id, created_at) SELECT $1, $3, 'reserve', -$4::BIGINT, $2, $2, id, $6"
+    " FROM held),"
+    f" totals AS (INSERT INTO period_totals (guild_id, period_key, {_TOTALS})"
+    f" VALUES ($1, $3, -$4::BIGINT, 0, 0, 0, $4, 0){_ON_CONFLICT_ADD})"
+    " SELECT id FROM held"
+)
+# READ COMMITTED: a second unit settling the same reservation waits for the first's row lock,
+# then finds it no longer held and changes nothing.
+_SETTLE = (
+    "WITH ended AS (UPDATE reservations SET state = $2, settled_at = $3"
+    " WHERE id = $1 AND state = 'held'"
+    " RETURNING id, guild_id, user_id, period_key, amount, usd_micros, created_at),"
+    " entry AS (INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, reservation_id,"
+    " job_id, reason, created_at) SELECT guild_id, period_key, $4,"
+    " CASE WHEN $2 = 'refunded' THEN amount ELSE 0 END, user_id, id, $5, $6, $3 FROM ended),"
+    f" totals AS (INSERT INTO period_totals (guild_id, period_key, {_TOTALS})"
+    " SELECT guild_id, period_key, CASE WHEN $2 = 'refunded' THEN amount ELSE 0 END,"
+    " 0, 0, 0, -amount, CASE WHEN $2 = 'charged' THEN amount ELSE 0 END FROM ended"
+    f"{_ON_CONFLICT_ADD})"
+    " SELECT id, guild_id, user_id, period_key, amount, usd_micros, created_at FROM ended"
 )
 _MOVES = (LedgerKind.GRANT, LedgerKind.RESET, LedgerKind.ROLLOVER, LedgerKind.ADJUST)
 
@@ -79,22 +114,6 @@ class PostgresLedger:
     def __init__(self, connection: Connection) -> None:
         self._db = connection
 
-    async def _add_totals(
-        self,
-        guild_id: int,
-        period_key: str,
-        *,
-        net: int = 0,
-        granted: int = 0,
-        carried: int = 0,
-        adjusted: int = 0,
-        reserved: int = 0,
-        spent: int = 0,
-    ) -> None:
-        await self._db.execute(
-            _ADD_TOTALS, guild_id, period_key, net, granted, carried, adjusted, reserved, spent
-        )
-
     async def totals(self, guild_id: int, period_key: str) -> PeriodTotals:
         """The period's running totals (all zero for a period with no rows)."""
         row = await self._db.fetchrow(
@@ -131,8 +150,7 @@ class PostgresLedger:
         if kind not in _MOVES:
             raise ValueError(f"{kind.value} is not a movement (hold and settle write those)")
         entry_id = await self._db.fetchval(
-            "INSERT INTO ledger (guild_id, period_key, kind, amount, actor_id, reason,"
-            " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            _MOVE,
             guild_id,
             period_key,
             kind.value,
@@ -140,14 +158,9 @@ class PostgresLedger:
             actor_id,
             reason,
             aware(now),
-        )
-        await self._add_totals(
-            guild_id,
-            period_key,
-            net=amount,
-            granted=amount if kind is LedgerKind.GRANT else 0,
-            carried=amount if kind is LedgerKind.ROLLOVER else 0,
-            adjusted=amount if kind in (LedgerKind.RESET, LedgerKind.ADJUST) else 0,
+            amount if kind is LedgerKind.GRANT else 0,
+            amount if kind is LedgerKind.ROLLOVER else 0,
+            amount if kind in (LedgerKind.RESET, LedgerKind.ADJUST) else 0,
         )
         return int(entry_id)
 
@@ -162,26 +175,8 @@ class PostgresLedger:
     ) -> int:
         """Hold credits: a reservation, its ``reserve`` row and the totals; its id."""
         reservation_id = await self._db.fetchval(
-            "INSERT INTO reservations (guild_id, user_id, period_key, amount, usd_micros,"
-            " state, created_at) VALUES ($1, $2, $3, $4, $5, 'held', $6) RETURNING id",
-            guild_id,
-            user_id,
-            period_key,
-            amount,
-            usd_micros,
-            aware(now),
+            _HOLD, guild_id, user_id, period_key, amount, usd_micros, aware(now)
         )
-        await self._db.execute(
-            "INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, actor_id,"
-            " reservation_id, created_at) VALUES ($1, $2, 'reserve', $3, $4, $4, $5, $6)",
-            guild_id,
-            period_key,
-            -amount,
-            user_id,
-            reservation_id,
-            aware(now),
-        )
-        await self._add_totals(guild_id, period_key, net=-amount, reserved=amount)
         return int(reservation_id)
 
     async def settle(
@@ -198,42 +193,27 @@ class PostgresLedger:
         state = ReservationState(state)
         if state is ReservationState.HELD:
             raise ValueError("a reservation ends charged or refunded, not held")
-        # FOR UPDATE: two units settling the same reservation end it once.
+        charged = state is ReservationState.CHARGED
         row = await self._db.fetchrow(
-            f"SELECT {_RESERVATION_FIELDS} FROM reservations"
-            " WHERE id = $1 AND state = 'held' FOR UPDATE",
-            reservation_id,
-        )
-        if row is None:
-            return None
-        held = _reservation(row)
-        await self._db.execute(
-            "UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1",
+            _SETTLE,
             reservation_id,
             state.value,
             aware(now),
-        )
-        charged = state is ReservationState.CHARGED
-        kind, amount = (LedgerKind.CHARGE, 0) if charged else (LedgerKind.REFUND, held.amount)
-        await self._db.execute(
-            "INSERT INTO ledger (guild_id, period_key, kind, amount, user_id, reservation_id,"
-            " job_id, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            held.guild_id,
-            held.period_key,
-            kind.value,
-            amount,
-            held.user_id,
-            reservation_id,
+            (LedgerKind.CHARGE if charged else LedgerKind.REFUND).value,
             job_id,
             reason or None,
-            aware(now),
         )
-        await self._add_totals(
-            held.guild_id,
-            held.period_key,
-            net=amount,
-            reserved=-held.amount,
-            spent=held.amount if charged else 0,
+        if row is None:
+            return None
+        held = ReservationRow(
+            id=row["id"],
+            guild_id=row["guild_id"],
+            user_id=row["user_id"],
+            period_key=row["period_key"],
+            amount=row["amount"],
+            usd_micros=row["usd_micros"],
+            state=ReservationState.HELD,  # as it was
+            created_at=row["created_at"],
         )
         return held
 
