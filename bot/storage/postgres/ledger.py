@@ -1,8 +1,9 @@
 """Credits in PostgreSQL: ledger rows, reservations and period totals, written together.
 
 Every method that moves credits writes its ledger row and the period's running totals in
-the unit's transaction (the SQLite schema once did the same with triggers). The totals row
-is an upsert, so the first movement of a period creates it even under concurrent units.
+the unit's transaction (the SQLite schema once did the same with triggers), in one statement
+per movement (one round trip). The totals row is an upsert, so the first movement of a period
+creates it even under concurrent units, and its additions never lose one another's.
 """
 
 from __future__ import annotations
