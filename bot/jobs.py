@@ -27,8 +27,8 @@ Each job is run by one process at a time, the owner of its lease in the database
 ====================  =====================================================================
 lease                 what happens
 ====================  =====================================================================
-create                the job is written leased to this process for ``LEASE_TTL`` (30 s)
-every ``HEARTBEAT``   the owner renews the leases of the jobs it runs (every 10 s); a lease
+create                the job is written leased to this process for ``LEASE_TTL`` (25 s)
+every ``HEARTBEAT``   the owner renews the leases of the jobs it runs (every 8.3 s); a lease
                       that does not come back was taken over: the job stops here unsettled
 each job write        the same unit renews the lease first (renew-or-stop), so the submit,
                       the post and the charge happen only while this process still owns it
@@ -36,7 +36,7 @@ clean shutdown        suspended jobs' leases are released: another process takes
 start, then every     the Discord bot claims unfinished jobs whose lease is free or has run
 ``TAKEOVER_EVERY``    out (every 3 s, as many as it has free slots) and resumes them as in
                       the restart table above; a process killed with -9 has its jobs taken
-                      over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY``
+                      over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY`` (28 s)
 ====================  =====================================================================
 
 The fair line (:class:`~bot.scheduler.FairScheduler`) is per process: it orders the jobs this

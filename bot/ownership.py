@@ -14,8 +14,9 @@ import secrets
 import socket
 from datetime import timedelta
 
-LEASE_TTL = timedelta(seconds=30)
-"""How long a lease lasts from its last renewal: a dead process's jobs wait this long at most."""
+LEASE_TTL = timedelta(seconds=25)
+"""How long a lease lasts from its last renewal: a dead process's jobs wait this long at most
+(plus one :data:`TAKEOVER_EVERY`: under 30 s in all)."""
 HEARTBEAT = LEASE_TTL / 3
 """How often a process renews the leases of the jobs it runs (two renewals may fail in a row
 before a lease runs out)."""
