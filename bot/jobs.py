@@ -633,6 +633,10 @@ class JobService:
             raise CannotCancel("I can't find that job any more.")
         if job_id in self._critical:  # a submit still in flight after the wait: never cut it
             raise CannotCancel(STILL_SENDING)
+        if job.state is JobState.SUBMITTING and job_id not in self._tasks:
+            # Another process (the job's lease holder) is sending it right now: refunding it
+            # here would pay for a clip the provider makes and bills.
+            raise CannotCancel(STILL_SENDING)
         refusal = self.cancel_refusal(job)
         if refusal is not None:
             raise CannotCancel(refusal)

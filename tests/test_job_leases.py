@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.clock import utcnow
-from bot.jobs import JobLimits, JobService
+from bot.jobs import STILL_SENDING, CannotCancel, JobLimits, JobService
 from bot.models import Job, JobState, Origin
 from bot.ownership import HEARTBEAT, LEASE_TTL, new_owner
 from bot.storage import Storage
@@ -184,6 +184,29 @@ async def test_takeover_claims_only_as_many_jobs_as_there_are_free_slots(
         finally:
             await a.close()
             await b.close()
+
+
+async def test_a_cancel_elsewhere_never_refunds_a_submit_in_flight(pair: Pair):
+    """The Cancel button reaches the process of the guild's shard (B) while the job's owner
+    (A) is sending it to the provider: B refuses ("try again") instead of refunding a clip
+    the provider is about to make and bill."""
+    job = await pair.a.create(request(), ORIGIN)
+    await pair.a.update(job, state=JobState.SUBMITTING)  # A's submit is on the way
+    with pytest.raises(CannotCancel) as refused:
+        await pair.b.cancel(job.id, reason="cancelled")
+    assert refused.value.user_message == STILL_SENDING
+    assert await reservation_states(pair.storage, ORIGIN.guild_id) == [ReservationState.HELD]
+
+
+async def test_a_job_cancelled_elsewhere_is_stopped_by_its_owner_before_it_submits(pair: Pair):
+    """B cancels (and refunds) a job A has not sent yet: A's next write finds the job ended
+    (renew-or-stop) and A never submits it nor tells the member it failed."""
+    front_a = RecordingFrontEnd()
+    job = await pair.a.create(request(), ORIGIN)
+    await pair.b.cancel(job.id, reason="cancelled")
+    await pair.a.run(job, front_a)
+    assert pair.fal.count("submit") == 0 and front_a.failures == []
+    assert await reservation_states(pair.storage, ORIGIN.guild_id) == [ReservationState.REFUNDED]
 
 
 def test_owner_ids_differ_per_process_start():
