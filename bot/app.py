@@ -78,11 +78,14 @@ class PikaBot(commands.AutoShardedBot):
             await self.resume_jobs()
 
     async def resume_jobs(self) -> None:
-        """Carry on the jobs that were running when the bot last stopped."""
+        """Carry on the jobs that were running when the bot last stopped, then keep taking
+        over the jobs of processes that stop or die (their leases run out)."""
         from cogs.launcher import JobLauncher
 
-        resumed = await self.services.jobs.resume(JobLauncher(self).observer)
-        log.info("jobs.resumed", count=len(resumed))
+        observer = JobLauncher(self).observer
+        resumed = await self.services.jobs.resume(observer)
+        log.info("jobs.resumed", count=len(resumed), owner=self.services.jobs.owner)
+        self.services.jobs.take_over(observer)
 
     def _scope(self) -> discord.Object | None:
         guild_id = self.services.settings.dev_guild_id

@@ -21,6 +21,27 @@ POSTING               the result message id stored when the post went out, else 
 The video's delivery and the charge are one transaction with the DELIVERED state; every
 failure refunds in one transaction with the FAILED state.
 
+Each job is run by one process at a time, the owner of its lease in the database
+(:mod:`bot.ownership`). The times are internal constants:
+
+====================  =====================================================================
+lease                 what happens
+====================  =====================================================================
+create                the job is written leased to this process for ``LEASE_TTL`` (25 s)
+every ``HEARTBEAT``   the owner renews the leases of the jobs it runs (every 8.3 s); a lease
+                      that does not come back was taken over: the job stops here unsettled
+each job write        the same unit renews the lease first (renew-or-stop), so the submit,
+                      the post and the charge happen only while this process still owns it
+clean shutdown        suspended jobs' leases are released: another process takes them at once
+start, then every     the Discord bot claims unfinished jobs whose lease is free or has run
+``TAKEOVER_EVERY``    out (every 3 s, as many as it has free slots) and resumes them as in
+                      the restart table above; a process killed with -9 has its jobs taken
+                      over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY`` (28 s)
+====================  =====================================================================
+
+The fair line (:class:`~bot.scheduler.FairScheduler`) is per process: it orders the jobs this
+process runs, not the jobs of all processes together.
+
 Cancelling refunds only work the provider does not bill: a job still in the bot's own line
 (PENDING) is always cancellable; once submitted, only on a provider that can really cancel
 (``Capabilities.can_cancel``) and only after it agreed to. Elsewhere the clip is delivered and
@@ -35,7 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,6 +72,7 @@ from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, download
 from bot.lease import TerminalLease
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
+from bot.ownership import HEARTBEAT, LEASE_TTL, TAKEOVER_EVERY, LeaseLost, new_owner
 from bot.policy import MemberContext
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
@@ -187,11 +209,16 @@ class JobService:
         fallback: Provider | None = None,
         terminal: ObserverFactory | None = None,
         lease_dir: Path | None = None,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
         the video goes to its file); without it such jobs are left for a process that has it.
         ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
-        terminal jobs are never carried on here)."""
+        terminal jobs are never carried on here). ``owner`` names this process in the jobs'
+        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them."""
+        self.owner = owner or new_owner()
+        self._clock = clock
         self._storage = storage
         self._terminal = terminal
         self._quotas = quotas
@@ -217,6 +244,12 @@ class JobService:
         """Per job: a submit or post in flight, which must not be cut in half."""
         self._live: dict[int, Job] = {}
         """The job objects the running tasks move along (their state is the current one)."""
+        self._owned: set[int] = set()
+        """The jobs this process took the lease of (created or claimed), until their task ends."""
+        self._lost: set[int] = set()
+        """Of those, the ones another process took over: never written here again."""
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._takeover: asyncio.Task[None] | None = None
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -309,6 +342,8 @@ class JobService:
                     cost=priced.credits,
                     reservation_id=reservation.id,
                     extra=dict(extra or {}),
+                    lease_owner=self.owner,
+                    lease_until=self._lease_until(),
                 )
                 job = await uow.jobs.create(new, utcnow())
                 self.scheduler.admit(job.id, origin.guild_id)
@@ -317,6 +352,7 @@ class JobService:
             if admitted is not None:  # the commit failed after the admission
                 self.scheduler.forget(admitted)
             raise
+        self._owned.add(job.id)
         log.info(
             "job.created",
             job_id=job.id,
@@ -328,14 +364,21 @@ class JobService:
         return job
 
     def start(self, job: Job, observer: JobObserver) -> asyncio.Task[None]:
-        """Run ``job`` in the background; the task ends when the job is terminal."""
+        """Run ``job`` in the background; the task ends when the job is terminal.
+
+        Give it a job this service created or claimed (:meth:`resume`): their leases are
+        renewed while they run; any other job runs without a lease."""
         task = asyncio.create_task(self.run(job, observer), name=f"job-{job.id}")
         self._tasks[job.id] = task
         self._live[job.id] = job
+        if self._heartbeat is None and not self._closing:
+            self._heartbeat = asyncio.create_task(self._beat(), name="job-leases-heartbeat")
 
         def forget(_: asyncio.Task[None]) -> None:
             self._tasks.pop(job.id, None)
             self._live.pop(job.id, None)
+            self._owned.discard(job.id)
+            self._lost.discard(job.id)
 
         task.add_done_callback(forget)
         return task
@@ -365,7 +408,83 @@ class JobService:
         """Write ``fields`` (:class:`Job` attributes) in a unit of their own, and mirror them
         on ``job``; stamps ``updated_at``."""
         async with self._storage.unit() as uow:
+            await self._hold(uow, job)
             await _write(uow, job, fields)
+
+    # -- owning jobs: leases ---------------------------------------------------------------
+
+    def _lease_until(self) -> datetime:
+        return self._clock() + LEASE_TTL
+
+    async def _hold(self, uow: UnitOfWork, job: Job) -> None:
+        """Renew-or-stop: in ``uow``, before it writes ``job``, make sure this process still
+        owns the job's lease (and extend it); raise :class:`LeaseLost` if another took it.
+
+        A job this process never leased (a cancel of a job run elsewhere, a stopped
+        terminal job settled after :meth:`close`) is written without a lease, as before.
+        """
+        if job.id in self._lost:
+            raise LeaseLost(job.id)
+        if job.id not in self._owned:
+            return
+        if job.id not in await uow.jobs.renew(self.owner, [job.id], self._lease_until()):
+            self._lost.add(job.id)
+            raise LeaseLost(job.id)
+
+    async def renew_leases(self) -> list[int]:
+        """Renew the leases of the jobs this process runs (the heartbeat); stop, without
+        settling, each job whose lease another process took over. Returns those jobs' ids."""
+        ids = sorted(self._owned - self._lost)
+        if not ids:
+            return []
+        async with self._storage.unit() as uow:
+            held = set(await uow.jobs.renew(self.owner, ids, self._lease_until()))
+        lost: list[int] = []
+        for job_id in ids:
+            job = self._live.get(job_id)
+            if job_id in held or job is None or job.state.terminal:
+                continue  # still ours, or ended (or not started) here
+            self._lost.add(job_id)
+            lost.append(job_id)
+            log.warning("job.lease_lost", job_id=job_id, owner=self.owner, state=job.state.value)
+            task = self._tasks.get(job_id)
+            if task is not None and job_id not in self._critical:
+                task.cancel()  # a submit or post in flight stops at its next (guarded) write
+        return lost
+
+    async def _beat(self) -> None:
+        """The heartbeat: :meth:`renew_leases` every ``HEARTBEAT`` until :meth:`close`."""
+        while not self._closing:
+            await asyncio.sleep(HEARTBEAT.total_seconds())
+            try:
+                await self.renew_leases()
+            except Exception:  # a database hiccup: the next beat tries again within the TTL
+                log.warning("jobs.heartbeat_failed", owner=self.owner, exc_info=True)
+
+    def take_over(self, observers: ObserverFactory) -> asyncio.Task[None]:
+        """Every ``TAKEOVER_EVERY`` (after the first :meth:`resume` at start) claim the jobs
+        whose lease is free or has run out (their process stopped or died) and carry them on
+        here, until :meth:`close`. For the Discord bot (``observers`` shows its jobs)."""
+        if self._takeover is None:
+            self._takeover = asyncio.create_task(self._take_over(observers), name="job-takeover")
+        return self._takeover
+
+    async def _take_over(self, observers: ObserverFactory) -> None:
+        while not self._closing:
+            await asyncio.sleep(TAKEOVER_EVERY.total_seconds())
+            try:
+                await self.resume(observers)
+            except Exception:
+                log.warning("jobs.takeover_failed", owner=self.owner, exc_info=True)
+
+    def _kinds(self, observers: ObserverFactory | None) -> Collection[OriginKind]:
+        """The origins of the jobs this process can run (show) now."""
+        kinds = set()
+        if observers is not None:
+            kinds.add(OriginKind.DISCORD)
+        if self._terminal is not None and self._lease_dir is not None:
+            kinds.add(OriginKind.TERMINAL)
+        return kinds
 
     async def resume(self, observers: ObserverFactory | None) -> list[Job]:
         """Carry on every job that was not finished when its process last stopped.
@@ -375,26 +494,48 @@ class JobService:
         it lives (it holds the job's :class:`~bot.lease.TerminalLease`) it is left alone;
         once that process is gone it is carried on headless with the ``terminal`` observers
         given at construction (video saved to its file, credits settled as for any job).
-        Returns the jobs this call started.
+        Only jobs whose lease (:mod:`bot.ownership`) is free or has run out are taken, and
+        only as many as this process has free slots for; each is leased to this process
+        first, so no other process runs it meanwhile. Returns the jobs this call started.
         """
+        kinds = self._kinds(observers)
+        room = self.limits.max_concurrent - len(self._tasks)
+        if self._closing or not kinds or room <= 0:
+            return []
+        now = self._clock()
+        async with self._storage.unit() as uow:
+            claimed = await uow.jobs.claim(self.owner, now, now + LEASE_TTL, room, kinds=kinds)
         started: list[Job] = []
-        async with self._storage.read() as uow:
-            unfinished = await uow.jobs.unfinished()
-        for job in unfinished:
-            if job.id in self._tasks:
+        unrunnable: list[int] = []
+        for job in claimed:
+            if job.id in self._tasks:  # ours all along (a late renewal): it runs already
+                self._lost.discard(job.id)
                 continue
             if job.origin.kind is OriginKind.TERMINAL:
                 lease = self._claim_terminal(job)
                 if lease is None or self._terminal is None:
+                    unrunnable.append(job.id)  # its `pikabot generate` still lives
                     continue
+                self._owned.add(job.id)
                 task = self.start(job, self._terminal(job))
                 task.add_done_callback(_releasing(lease))
             elif observers is not None:
+                self._owned.add(job.id)
                 self.start(job, observers(job))
-            else:
+            else:  # pragma: no cover - not claimed: not in kinds
+                unrunnable.append(job.id)
                 continue
-            log.info("job.resumed", job_id=job.id, state=job.state.value, origin=job.origin.kind)
+            log.info(
+                "job.resumed",
+                job_id=job.id,
+                state=job.state.value,
+                origin=job.origin.kind,
+                owner=self.owner,
+            )
             started.append(job)
+        if unrunnable:
+            async with self._storage.unit() as uow:
+                await uow.jobs.release(self.owner, unrunnable)
         return started
 
     def _claim_terminal(self, job: Job) -> TerminalLease | None:
@@ -492,6 +633,10 @@ class JobService:
             raise CannotCancel("I can't find that job any more.")
         if job_id in self._critical:  # a submit still in flight after the wait: never cut it
             raise CannotCancel(STILL_SENDING)
+        if job.state is JobState.SUBMITTING and job_id not in self._tasks:
+            # Another process (the job's lease holder) is sending it right now: refunding it
+            # here would pay for a clip the provider makes and bills.
+            raise CannotCancel(STILL_SENDING)
         refusal = self.cancel_refusal(job)
         if refusal is not None:
             raise CannotCancel(refusal)
@@ -543,14 +688,27 @@ class JobService:
         a deploy does not leave jobs in the ambiguous SUBMITTING state.
         """
         self._closing = True
+        for loop in (self._takeover, self._heartbeat):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         if self._critical:
             await asyncio.wait(set(self._critical.values()), timeout=SHUTDOWN_GRACE_SECONDS)
+        held = sorted(self._owned - self._lost)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._owned.difference_update(held)  # not ours any more, even if never started
+        if held:  # another process (or the next start) takes the suspended jobs at once
+            try:
+                async with self._storage.unit() as uow:
+                    await uow.jobs.release(self.owner, held)
+            except Exception:  # they are taken over once the leases run out instead
+                log.warning("jobs.release_failed", owner=self.owner, exc_info=True)
 
     # -- running a job ---------------------------------------------------------------------
 
@@ -562,8 +720,28 @@ class JobService:
         )
         self._live[job.id] = job
         try:
+            await self._run_settled(job, observer, status, bound)
+        except LeaseLost:
+            # Another process owns the job now: it settles and shows it, not this one.
+            bound.warning("job.lease_lost", owner=self.owner, state=job.state.value)
+        finally:
+            await status.close()
+            if job.id not in self._tasks:
+                self._live.pop(job.id, None)
+
+    async def _run_settled(
+        self,
+        job: Job,
+        observer: JobObserver,
+        status: LatestWins[Progress],
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """Run ``job`` and settle it whatever happens (but a lost lease)."""
+        try:
             async with self.scheduler.slot(job.id, job.origin.guild_id, _in_line(job, status)):
                 await self._run(job, observer, status, bound)
+        except LeaseLost:
+            raise
         except ProviderError as exc:
             # Pending progress must not overwrite the failure notice: stop it first.
             await status.close()
@@ -571,6 +749,8 @@ class JobService:
             await self._fail(job, observer, exc.user_message)
         except asyncio.CancelledError:
             await status.close()
+            if job.id in self._lost:  # the heartbeat found it taken over
+                raise LeaseLost(job.id) from None
             reason = self._cancel_requests.pop(job.id, None)
             if reason is None:
                 bound.info("job.suspended", state=job.state.value)
@@ -584,10 +764,6 @@ class JobService:
             await status.close()
             bound.exception("job.crashed")
             await self._fail(job, observer, GENERIC_FAILURE)
-        finally:
-            await status.close()
-            if job.id not in self._tasks:
-                self._live.pop(job.id, None)
 
     async def _run(
         self,
@@ -728,6 +904,7 @@ class JobService:
     async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
+            await self._hold(uow, job)
             if job.reservation_id is not None:
                 await self._quotas.charge(uow, job.reservation_id, job_id=job.id)
             await _write(uow, job, {"state": JobState.DELIVERED, "finished_at": utcnow()})
@@ -739,6 +916,7 @@ class JobService:
         """Refund and end the job in one unit of work."""
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
+            await self._hold(uow, job)
             if job.reservation_id is not None:
                 await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)
             await _write(uow, job, {"state": state, "error": reason, "finished_at": utcnow()})

@@ -365,7 +365,7 @@ async def test_killed_generate_is_finished_by_the_bot_never_posted(tmp_path: Pat
         stack.fal.ready_after = None
         before = len(stack.discord.requests)
         await stack.restart()
-        for _ in range(600):  # bounded: 30 s
+        for _ in range(1200):  # bounded: 60 s (the dead run's job lease runs out first)
             if stack.job_states() == ["delivered"]:
                 break
             await asyncio.sleep(0.05)

@@ -183,8 +183,9 @@ async def test_e2e_restart_mid_job_delivers_once(stack: Stack):
     assert stack.job_states() == ["queued"]
     syncs_before = stack.discord.sync_count(GUILD_ID)
     await stack.bot.start()
+    # The killed process's lease on the job runs out first (bot.ownership.LEASE_TTL).
     result = await stack.discord.wait_for_message(
-        lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=40, after=cursor
+        lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=60, after=cursor
     )
     assert result.attachments[0].data == stack.fal.video
     await eventually(stack.job_states, ["delivered"])  # nothing is posted after this
@@ -312,10 +313,10 @@ async def test_e2e_restart_after_upload_finishes_the_status_and_charges_once(sta
         await stack.bot.kill()
         assert stack.job_states() == ["posting"]
         await stack.bot.start()
-        await stack.discord.wait_for_message(
+        await stack.discord.wait_for_message(  # after the killed process's lease ran out
             lambda m: "Done" in description(m) and footer(m) == footer(result),
             channel_id=CHANNEL_ID,
-            timeout=30,
+            timeout=60,
             after=cursor,
             kinds=("message_update",),
         )

@@ -4,9 +4,9 @@ PostgreSQL), a recording front end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from bot.jobs import (
 )
 from bot.lease import TerminalLease
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
+from bot.ownership import LEASE_TTL
 from bot.pricing import Quote
 from bot.providers.aigateway import AIGatewayProvider
 from bot.providers.fal import FalProvider
@@ -91,11 +92,18 @@ class World:
     session: aiohttp.ClientSession
 
     async def restart(self, *, terminal: ObserverFactory | None = None) -> World:
-        """A new process on the same database: new storage, provider and service."""
+        """A new process on the same database: new storage, provider and service, started
+        once the old process's leases ran out (it stopped without releasing them)."""
         await self.storage.close()
         storage = await open_storage(self.url)
         return make_world(
-            self.fal, storage, self.url, self.lease_dir, self.session, terminal=terminal
+            self.fal,
+            storage,
+            self.url,
+            self.lease_dir,
+            self.session,
+            terminal=terminal,
+            clock=lambda: utcnow() + LEASE_TTL,
         )
 
 
@@ -108,6 +116,8 @@ def make_world(
     *,
     limits: JobLimits | None = None,
     terminal: ObserverFactory | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    owner: str | None = None,
 ) -> World:
     quotas = Quotas(default_allowance=100, default_period=Period.DAILY)
     provider = FalProvider(
@@ -122,6 +132,8 @@ def make_world(
         limits=limits or JobLimits(status_interval=0.0),
         terminal=terminal,
         lease_dir=lease_dir,
+        clock=clock,
+        owner=owner,
     )
     return World(fal, storage, Credits(storage, quotas), service, url, lease_dir, session)
 

@@ -21,13 +21,13 @@ every rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.models import GenerationRequest, Job, Origin
+from bot.models import GenerationRequest, Job, Origin, OriginKind
 from bot.storage.records import (
     AuditEntry,
     GuildLists,
@@ -244,10 +244,19 @@ class JobRepo(Protocol):
         """When the member's latest job was created, if ever."""
         ...
 
-    async def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Job]:
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        kinds: Collection[OriginKind] | None = None,
+    ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; jobs another unit is claiming are skipped, not waited
-        for (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+        for (PostgreSQL: ``FOR UPDATE SKIP LOCKED``). ``kinds``: only jobs of these origins
+        (the front ends the claiming process can show; None: any)."""
         ...
 
     async def renew(self, owner: str, job_ids: Sequence[int], until: datetime) -> list[int]:

@@ -239,3 +239,19 @@ async def test_concurrent_claims_never_hand_out_the_same_job(storage: Storage) -
     claimed = [job_id for result in results for job_id in result]
     assert len(claimed) == len(set(claimed))
     assert sorted(claimed) == [j.id for j in jobs]
+
+
+async def test_claim_takes_only_the_origin_kinds_asked_for(storage: Storage) -> None:
+    """A process claims only jobs it can show: ``pikabot generate`` never holds a Discord
+    job (which would keep it from a live bot), and the oldest jobs of another kind do not
+    use up the limit."""
+    [discord_job] = await create(storage)
+    terminal = await create(storage, 2, guild_id=0, user_id=0, kind=OriginKind.TERMINAL)
+    async with storage.unit() as uow:
+        assert await uow.jobs.claim("gen", NOW, later(30), 10, kinds=()) == []
+        taken = await uow.jobs.claim("gen", NOW, later(30), 1, kinds=[OriginKind.TERMINAL])
+    assert [j.id for j in taken] == [terminal[0].id]
+    async with storage.unit() as uow:
+        both = {OriginKind.DISCORD, OriginKind.TERMINAL}
+        rest = await uow.jobs.claim("bot", NOW, later(30), 10, kinds=both)
+    assert [j.id for j in rest] == [discord_job.id, terminal[1].id]

@@ -63,6 +63,28 @@ async def test_unit_rolls_back_when_cancelled(storage: Storage) -> None:
         assert await uow.meta.get("k") is None
 
 
+async def test_a_unit_cancelled_while_it_begins_leaves_no_transaction_open(
+    storage: Storage,
+) -> None:
+    """A task cancelled while its unit's BEGIN is on the way (a shutdown cancelling a job
+    as it writes) must not leave a transaction open that fails every later unit."""
+
+    async def writer() -> None:
+        async with storage.unit() as uow:
+            await uow.meta.put("k", "never")
+
+    for _ in range(3):
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0)  # the task is now waiting for its BEGIN
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with storage.unit() as uow:
+        await uow.meta.put("k", "v")
+    async with storage.read() as uow:
+        assert await uow.meta.get("k") == "v"
+
+
 async def test_read_sees_committed_data(storage: Storage) -> None:
     async with storage.unit() as uow:
         await uow.meta.put("k", "1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -169,20 +169,32 @@ class PostgresJobs:
         )
         return created
 
-    async def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Job]:
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        kinds: Collection[OriginKind] | None = None,
+    ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
-        until ``until``, oldest first; rows another unit has locked are skipped."""
+        until ``until``, oldest first; rows another unit has locked are skipped. ``kinds``:
+        only jobs of these origins (None: any)."""
+        origins = None if kinds is None else sorted(OriginKind(k).value for k in kinds)
         rows = await self._db.fetch(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $3"
             " WHERE id IN (SELECT id FROM jobs"
             f" WHERE {_UNFINISHED}"
             " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2)"
+            " AND ($5::TEXT[] IS NULL OR origin_kind = ANY($5::TEXT[]))"
             " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_FIELDS}",
             owner,
             aware(now),
             aware(until),
             limit,
+            origins,
         )
         return sorted((_job(r) for r in rows), key=lambda job: job.id)
 

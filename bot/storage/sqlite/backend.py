@@ -156,9 +156,14 @@ async def _transaction(db: Connection, begin: str, *, commit: bool) -> AsyncIter
 
     The closing statement is queued on the connection's thread before any await, so it runs
     even when the task is cancelled while waiting for it; the next unit's ``BEGIN`` is queued
-    behind it.
+    behind it. A cancel while waiting for ``begin`` itself rolls back too: the ``BEGIN`` runs
+    on the thread all the same, and left open it would fail every later unit.
     """
-    await db.execute(begin)
+    try:
+        await db.execute(begin)
+    except BaseException:
+        await db.end("ROLLBACK")  # "no transaction" (the BEGIN failed) is not an error
+        raise
     try:
         yield
     except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ def row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
-def _marks(ids: Sequence[int]) -> str:
+def _marks(ids: Sequence[object]) -> str:
     return ", ".join("?" for _ in ids)
 
 
@@ -193,16 +193,29 @@ class SqliteJobs:
         )
         return instant(row["created_at"]) if row else None
 
-    async def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Job]:
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        kinds: Collection[OriginKind] | None = None,
+    ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired (at or before
         ``now``) to ``owner`` until ``until``, oldest first. A write unit is exclusive on
-        SQLite, so two claims never see the same free job."""
+        SQLite, so two claims never see the same free job. ``kinds``: only jobs of these
+        origins (None: any)."""
+        origins = [] if kinds is None else sorted(OriginKind(k).value for k in kinds)
+        if kinds is not None and not origins:
+            return []
+        only = f" AND origin_kind IN ({_marks(origins)})" if origins else ""
         rows = await self._db.fetch_all(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
             f" SELECT id FROM jobs WHERE {_OPEN}"
-            " AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id LIMIT ?)"
+            f" AND (lease_expires_at IS NULL OR lease_expires_at <= ?){only} ORDER BY id LIMIT ?)"
             f" RETURNING {_COLUMNS}",
-            (owner, iso(until), iso(now), limit),
+            (owner, iso(until), iso(now), *origins, limit),
         )
         return sorted((row_to_job(r) for r in rows), key=lambda job: job.id)
 
