@@ -137,7 +137,7 @@ class PikaBot(commands.AutoShardedBot):
 async def run_bot(settings: Settings, *, sync_commands: bool | None = None) -> None:
     """Start the bot and run until SIGINT or SIGTERM, then shut down cleanly."""
     assert settings.discord_token is not None
-    services = await Services.open(settings)
+    services = await Services.open(settings, exclusive=True)  # one bot per SQLite file
     bot = PikaBot(services, sync_commands=sync_commands)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -28,11 +28,11 @@ HTTP_HEADROOM = 100
 """Connections beyond one per followed job: submits, result fetches and downloads."""
 
 
-async def open_database(settings: Settings) -> Storage:
+async def open_database(settings: Settings, *, exclusive: bool = False) -> Storage:
     """The database at ``PIKABOT_DATABASE_URL``, logged with where it is; a new, empty one
     is a warning, since a wrong working directory or setting silently starts a fresh
-    ledger."""
-    storage = await open_storage(settings.database_url)
+    ledger. ``exclusive``: see :func:`~bot.storage.open_storage` (the bot itself)."""
+    storage = await open_storage(settings.database_url, exclusive=exclusive)
     if storage.created:
         log.warning(
             "store.created",
@@ -70,9 +70,10 @@ class Services:
     moderation: Moderation
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
-        """Open the database (migrating it) and build the provider and services."""
-        storage = await open_database(settings)
+    async def open(cls, settings: Settings, *, exclusive: bool = False) -> Services:
+        """Open the database (migrating it) and build the provider and services;
+        ``exclusive`` for the bot process (one per SQLite file)."""
+        storage = await open_database(settings, exclusive=exclusive)
         session = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),

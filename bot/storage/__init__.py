@@ -35,13 +35,18 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-async def open_storage(url: str) -> Storage:
-    """Open (creating and migrating where needed) the database at ``url``."""
+async def open_storage(url: str, *, exclusive: bool = False) -> Storage:
+    """Open (creating and migrating where needed) the database at ``url``.
+
+    ``exclusive``: this process is the long-lived writer (``pikabot run``): on SQLite, which
+    allows one, a second such process is refused with
+    :class:`~bot.storage.sqlite.lockfile.DatabaseInUse`; PostgreSQL is shared by design.
+    """
     scheme = urlsplit(url).scheme
     if scheme == SQLITE_SCHEME:
         from bot.storage.sqlite import open_sqlite
 
-        return await open_sqlite(sqlite_path(url))
+        return await open_sqlite(sqlite_path(url), exclusive=exclusive)
     if scheme in POSTGRES_SCHEMES:
         from bot.storage.postgres import open_postgres
 

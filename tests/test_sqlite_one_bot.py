@@ -1,0 +1,79 @@
+"""SQLite is one bot process only: a second ``pikabot run`` (or a ``migrate-db``) on the same
+file is refused with one line while the first runs, and the operator's ``pikabot quota`` keeps
+working. Real processes: the bot against the loopback Discord, the others beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from bot.storage.sqlite.lockfile import lock_path
+from tests.fakes.discord import GUILD_ID
+from tests.fakes.stack import running_stack
+from tests.test_cli import pikabot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def second_run(rest_base: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """``pikabot run`` pointed at the loopback Discord (never the real one), bounded to 60 s;
+    its exit code and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.discord.launch",
+        rest_base,
+        "--",
+        "run",
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            _, err = await process.communicate()
+    except TimeoutError:  # it started instead of being refused
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_a_second_bot_on_the_same_sqlite_file_is_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        assert stack.bot.process is not None
+        pid = stack.bot.process.pid
+        env = {**stack.bot.env, "PIKABOT_LOG_LEVEL": "WARNING"}
+
+        code, err = await second_run(stack.bot.rest_base, env, tmp_path)
+
+        assert code == 1
+        assert "Traceback" not in err  # (the launcher itself may warn about runpy first)
+        assert err.strip().splitlines()[-1:] == [
+            f"pikabot: not started: another pikabot process (pid {pid}) is running on"
+            f" {stack.db}: SQLite allows one bot (or migrate-db) at a time; stop it first, or"
+            " move to PostgreSQL to run several (see 'Running bigger' in the README)."
+        ]
+        quota = {"PIKABOT_DATABASE": str(stack.db)}
+        shown = await pikabot(
+            "quota", "grant", str(GUILD_ID), "5", "--reason", "x", env=quota, cwd=tmp_path
+        )
+        assert shown[0] == 0, shown  # the operator's CLI is not a second bot
+        migrating = await pikabot("migrate-db", "--to", postgres_url, env=quota, cwd=tmp_path)
+        assert migrating[0] == 2
+        assert f"nothing copied: another pikabot process (pid {pid})" in migrating[2]
+        assert stack.bot.process.returncode is None  # the first bot was left alone
+
+        await stack.bot.kill()  # kill -9: the operating system lets go of the lock
+
+        assert lock_path(stack.db).exists()
+        migrated = await pikabot("migrate-db", "--to", postgres_url, env=quota, cwd=tmp_path)
+        assert migrated[0] == 0, migrated
+        assert "copied 1 guilds" in migrated[1]
