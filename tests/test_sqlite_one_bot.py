@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bot.storage.sqlite.lockfile import lock_path
 from tests.fakes.discord import GUILD_ID
-from tests.fakes.stack import running_stack
-from tests.test_cli import pikabot
+from tests.fakes.stack import FAL_KEY, running_stack
+from tests.test_cli import Generate, pikabot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +77,34 @@ async def test_a_second_bot_on_the_same_sqlite_file_is_refused(
         migrated = await pikabot("migrate-db", "--to", postgres_url, env=quota, cwd=tmp_path)
         assert migrated[0] == 0, migrated
         assert "copied 1 guilds" in migrated[1]
+
+
+async def test_migrate_db_waits_for_a_running_generate(tmp_path: Path, postgres_url: str) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.fal.ready_after = 600  # the clip is still being made
+        env = {
+            "FAL_KEY": FAL_KEY,
+            "FAL_QUEUE_URL": stack.fal.url,
+            "PIKABOT_DATABASE": str(stack.db),
+        }
+        run = await Generate.start(
+            "a fox", "--out", str(tmp_path / "fox.mp4"), env=env, cwd=tmp_path
+        )
+        try:
+            await run.read_until(lambda: stack.job_states() == ["queued"])  # beside the bot
+            await stack.bot.stop()
+
+            code, out, err = await pikabot(
+                "migrate-db", "--to", postgres_url, env=env, cwd=tmp_path
+            )
+
+            assert (code, out) == (2, "")
+            assert err.strip().splitlines() == [
+                f"pikabot: nothing copied: a pikabot command (generate, quota or sync) is using"
+                f" {stack.db}: let it finish, then run migrate-db again"
+            ]
+        finally:
+            run.process.kill()
+            await run.finish()
+        migrated = await pikabot("migrate-db", "--to", postgres_url, env=env, cwd=tmp_path)
+        assert migrated[0] == 0, migrated

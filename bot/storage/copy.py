@@ -6,9 +6,9 @@ provider handles, extras, leases) and meta. Ids are kept, and PostgreSQL's ident
 past the largest, so new rows never collide with copied ones.
 
 The copy is one transaction on each side. On SQLite a write unit (``BEGIN IMMEDIATE``) is the
-snapshot read, so an operator's ``pikabot quota`` waits rather than writing a change the copy
-would miss, and the file's writer lock (:class:`~bot.storage.sqlite.lockfile.WriterLock`) keeps
-a bot from running on it meanwhile. On PostgreSQL the tables are locked against other writers,
+snapshot read, and the file's :class:`~bot.storage.sqlite.lockfile.WriterLock` in the ``COPY``
+role keeps the bot and every other pikabot command (``quota``, ``generate``) off it, so no
+change is written that the copy would miss. On PostgreSQL the tables are locked against other writers,
 checked empty, loaded with ``COPY``, then checked against the source with the same queries on
 both sides: row counts per table, every guild's period totals, the held reservations, each
 guild's ledger sum and the jobs per state. Only if all match is it committed; otherwise it is
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bot.storage.base import StorageError
+from bot.storage.base import Role, StorageError
 from bot.storage.postgres import bulk, connect
 from bot.storage.postgres import open_postgres as _open_postgres
 from bot.storage.postgres.storage import PostgresStorage
@@ -117,7 +117,7 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str) -> CopySummary:
         raise CopyRefused(f"there is no SQLite database at {source} (PIKABOT_DATABASE)")
     started = time.perf_counter()
     try:
-        sqlite = await open_sqlite(source, exclusive=True)  # migrates it to the current schema
+        sqlite = await open_sqlite(source, role=Role.COPY)  # migrates it to the current schema
     except DatabaseInUse as busy:
         raise CopyRefused(str(busy)) from None
     try:

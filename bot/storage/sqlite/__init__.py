@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from bot.storage.base import SchemaTooNew
+from bot.storage.base import Role, SchemaTooNew
 from bot.storage.sqlite.backend import SqliteStorage
 from bot.storage.sqlite.connection import (
     MEMORY,
@@ -35,7 +35,7 @@ READERS = 2
 """Read-only connections for :meth:`SqliteStorage.read` (each is a thread of aiosqlite's)."""
 
 
-async def open_sqlite(path: Path | str, *, exclusive: bool = False) -> SqliteStorage:
+async def open_sqlite(path: Path | str, *, role: Role | None = None) -> SqliteStorage:
     """Open (creating it and its folder if needed) and migrate the database at ``path``.
 
     A relative ``path`` is taken from the working directory and kept absolute, so logs say
@@ -43,17 +43,17 @@ async def open_sqlite(path: Path | str, *, exclusive: bool = False) -> SqliteSto
     :class:`SqliteUnavailable` naming the path and the reason in plain words; a database
     migrated by a newer pikabot as :class:`~bot.storage.base.SchemaTooNew`.
 
-    ``exclusive``: hold the file's :class:`~bot.storage.sqlite.lockfile.WriterLock` until the
-    storage is closed (``pikabot run``, ``migrate-db``); raises
-    :class:`~bot.storage.sqlite.lockfile.DatabaseInUse` while another process holds it.
+    ``role``: take that role's :class:`~bot.storage.sqlite.lockfile.WriterLock` until the
+    storage is closed (one bot per file, no command during a copy); raises
+    :class:`~bot.storage.sqlite.lockfile.DatabaseInUse` when another process is in the way.
     """
     path = absolute(path)
     opened: list[Connection] = []
     lock: WriterLock | None = None
     try:
         prepare(path)
-        if exclusive and str(path) != MEMORY:
-            lock = WriterLock.acquire(path)
+        if role is not None and str(path) != MEMORY:
+            lock = WriterLock.acquire(path, role)
         writer = await connect(path)
         opened.append(writer)
         before = await migrate(writer, str(path))
