@@ -297,3 +297,11 @@ async def test_migrate_db_rolls_back_what_does_not_match(
             assert await connection.fetchval(f"SELECT COUNT(*) FROM {table}") == 0
     finally:
         await connection.close()
+
+
+async def test_migrate_db_needs_a_sqlite_source(tmp_path: Path, postgres_url: str) -> None:
+    code, out, err = await pikabot(
+        "migrate-db", "--to", postgres_url, env={"PIKABOT_DATABASE_URL": postgres_url}, cwd=tmp_path
+    )
+    assert (code, out) == (2, "")
+    assert "migrate-db copies a SQLite database, but PIKABOT_DATABASE_URL names another" in err

@@ -108,3 +108,51 @@ async def test_migrate_db_waits_for_a_running_generate(tmp_path: Path, postgres_
             await run.finish()
         migrated = await pikabot("migrate-db", "--to", postgres_url, env=env, cwd=tmp_path)
         assert migrated[0] == 0, migrated
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from bot.storage.base import Role
+from bot.storage.sqlite.lockfile import WriterLock
+lock = WriterLock.acquire(Path(sys.argv[1]), Role(sys.argv[2]))
+print("held", flush=True)
+sys.stdin.read()  # until the test closes it
+lock.release()
+"""
+
+
+async def test_commands_are_refused_while_a_copy_holds_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "pikabot.sqlite3"
+    env = {"PIKABOT_DATABASE": str(db)}
+    assert (await pikabot("quota", "show", str(GUILD_ID), env=env, cwd=tmp_path))[0] == 0
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD,
+        str(db),
+        "copy",
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            assert await holder.stdout.readline() == b"held\n"
+
+        code, out, err = await pikabot(
+            "quota", "grant", str(GUILD_ID), "5", "--reason", "x", env=env, cwd=tmp_path
+        )
+
+        assert (code, out) == (1, "")
+        assert err.strip().splitlines() == [
+            f"pikabot: not started: pikabot migrate-db is copying {db} to PostgreSQL: wait for"
+            " it to finish, then point PIKABOT_DATABASE_URL at the new database."
+        ]
+    finally:
+        holder.stdin.close()
+        async with asyncio.timeout(30):
+            await holder.wait()
+    assert (await pikabot("quota", "show", str(GUILD_ID), env=env, cwd=tmp_path))[0] == 0

@@ -8,11 +8,12 @@ past the largest, so new rows never collide with copied ones.
 The copy is one transaction on each side. On SQLite a write unit (``BEGIN IMMEDIATE``) is the
 snapshot read, and the file's :class:`~bot.storage.sqlite.lockfile.WriterLock` in the ``COPY``
 role keeps the bot and every other pikabot command (``quota``, ``generate``) off it, so no
-change is written that the copy would miss. On PostgreSQL the tables are locked against other writers,
-checked empty, loaded with ``COPY``, then checked against the source with the same queries on
-both sides: row counts per table, every guild's period totals, the held reservations, each
-guild's ledger sum and the jobs per state. Only if all match is it committed; otherwise it is
-rolled back, leaving the target empty, and the first difference is named.
+change is written that the copy would miss. On PostgreSQL the tables are locked against
+other writers, checked empty, loaded with ``COPY``, then checked against the source with the
+same queries on both sides: row counts per table, every guild's period totals, the held
+reservations, each guild's ledger sum and the jobs per state. Only if all match is it
+committed; otherwise it is rolled back, leaving the target empty, and the first difference is
+named.
 """
 
 from __future__ import annotations
