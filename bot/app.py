@@ -23,6 +23,7 @@ from yarl import URL
 from bot.config import Settings
 from bot.services import Services
 from bot.startup import StartupFailure, discord_unreachable
+from bot.storage import Role
 from cogs import EXTENSIONS
 from cogs.errors import PikaTree
 
@@ -140,7 +141,7 @@ class PikaBot(commands.AutoShardedBot):
 async def run_bot(settings: Settings, *, sync_commands: bool | None = None) -> None:
     """Start the bot and run until SIGINT or SIGTERM, then shut down cleanly."""
     assert settings.discord_token is not None
-    services = await Services.open(settings)
+    services = await Services.open(settings, role=Role.BOT)  # one bot per SQLite file
     bot = PikaBot(services, sync_commands=sync_commands)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Operator commands: ``pikabot run | sync | generate | check | quota``.
+"""Operator commands: ``pikabot run | sync | generate | check | quota | migrate-db``.
 
 Every command reads the same settings; a missing or invalid one ends the command with a
 single line naming it (exit code 2), never a traceback.
@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         help="first frame (image-to-video): an https:// URL, or a PNG/JPEG/WebP file up to 10 MB",
     )
     cli_quota.add_parser(commands)
+    migrate = commands.add_parser(
+        "migrate-db",
+        help="copy the SQLite database into an empty PostgreSQL one (stop the bot first)",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="POSTGRESQL_URL", help="postgresql://user:pass@host/db"
+    )
     return parser
 
 
@@ -103,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "quota":
                 settings = _settings(need_discord=False, need_provider=False)
                 return asyncio.run(cli_quota.run(settings, args))
+            case "migrate-db":
+                settings = _settings(need_discord=False, need_provider=False, quiet=True)
+                return asyncio.run(_migrate_db(settings, args.to))
             case "check":
                 import discord.http  # the CLI is part of the composition root
 
@@ -123,6 +133,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pikabot: {redact_text(describe(exc, debug=debug), secrets)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_USAGE
+
+
+async def _migrate_db(settings: Settings, to: str) -> int:
+    """Copy the configured SQLite database into the empty PostgreSQL one at ``to``; one line
+    on stdout when done, one on stderr (never the password) when not."""
+    from bot.redact import redact_text
+    from bot.storage import SQLITE_SCHEME, StorageError
+    from bot.storage.copy import CopyRefused, copy_sqlite_to_postgres, url_secrets
+
+    secrets = [*settings.secrets(), *url_secrets(to)]
+    configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets)
+    if not settings.database_url.startswith(SQLITE_SCHEME + ":"):
+        print(
+            "pikabot: migrate-db copies a SQLite database, but PIKABOT_DATABASE_URL names"
+            " another kind: unset it (or point it at the SQLite file) to copy that file",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        summary = await copy_sqlite_to_postgres(settings.database, to)
+    except CopyRefused as refused:
+        print(f"pikabot: nothing copied: {redact_text(str(refused), secrets)}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as failed:
+        print(f"pikabot: migrate-db failed: {redact_text(str(failed), secrets)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as failed:  # one line, never a traceback (nor the target's password)
+        from bot.startup import describe
+
+        log.debug("migrate_db.failed", exc_info=failed)
+        text = describe(failed, debug=debug_enabled())
+        print(f"pikabot: migrate-db failed: {redact_text(text, secrets)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"pikabot: {summary.line()}")
+    print(f"pikabot: now set PIKABOT_DATABASE_URL={summary.target} (with its password) and start")
+    return EXIT_OK
 
 
 STOPPED = "Stopped from the terminal (Ctrl-C)."

@@ -3,7 +3,8 @@
 The operator's commands work on the SQLite file with the same core as ``/quota``
 (:class:`~bot.moderation.Moderation`), so the same rules apply and the same ledger and audit
 rows are written, with actor id 0 (the operator). The bot may be running meanwhile: every
-change is one ``BEGIN IMMEDIATE`` transaction, serialised with the bot's own.
+change is one ``BEGIN IMMEDIATE`` transaction, serialised with the bot's own (a ``migrate-db``
+copying the file refuses it, see :mod:`bot.storage.sqlite.lockfile`).
 
 Exit codes: 0 done, 2 bad input (the message says what to fix), 1 anything else.
 """

@@ -17,7 +17,7 @@ from bot.moderation import Moderation
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
-from bot.storage import Storage, open_storage
+from bot.storage import Role, Storage, open_storage
 from bot.terminal import headless
 
 log = structlog.get_logger(__name__)
@@ -28,11 +28,11 @@ HTTP_HEADROOM = 100
 """Connections beyond one per followed job: submits, result fetches and downloads."""
 
 
-async def open_database(settings: Settings) -> Storage:
+async def open_database(settings: Settings, *, role: Role = Role.COMMAND) -> Storage:
     """The database at ``PIKABOT_DATABASE_URL``, logged with where it is; a new, empty one
     is a warning, since a wrong working directory or setting silently starts a fresh
-    ledger."""
-    storage = await open_storage(settings.database_url)
+    ledger. ``role``: see :func:`~bot.storage.open_storage` (``BOT`` for ``pikabot run``)."""
+    storage = await open_storage(settings.database_url, role=role)
     if storage.created:
         log.warning(
             "store.created",
@@ -70,9 +70,10 @@ class Services:
     moderation: Moderation
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
-        """Open the database (migrating it) and build the provider and services."""
-        storage = await open_database(settings)
+    async def open(cls, settings: Settings, *, role: Role = Role.COMMAND) -> Services:
+        """Open the database (migrating it) and build the provider and services; ``role``
+        ``BOT`` for the bot process (one per SQLite file)."""
+        storage = await open_database(settings, role=role)
         session = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120),

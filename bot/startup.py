@@ -11,6 +11,7 @@ import aiohttp
 from bot.reach import unreachable_reason
 from bot.storage.base import StorageError
 from bot.storage.sqlite.connection import SqliteUnavailable
+from bot.storage.sqlite.lockfile import DatabaseInUse
 
 DEBUG_HINT = "PIKABOT_LOG_LEVEL=DEBUG logs the traceback"
 INVALID_SHARD = 4010
@@ -40,6 +41,8 @@ def describe(exc: BaseException, *, debug: bool = False) -> str:
             " Set PIKABOT_DATABASE to a writable file, or make its folder writable by the"
             " bot's user (in Docker: mount a volume at /app/data)."
         )
+    if isinstance(exc, DatabaseInUse):
+        return f"not started: {exc}."
     if isinstance(exc, StorageError):
         return f"cannot use the database (PIKABOT_DATABASE_URL): {exc}"
     name = type(exc).__name__

@@ -11,9 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot.storage.base import SchemaTooNew, Storage, StorageError, UnitOfWork
+from bot.storage.base import Role, SchemaTooNew, Storage, StorageError, UnitOfWork
 
-__all__ = ["SchemaTooNew", "Storage", "StorageError", "UnitOfWork", "open_storage", "sqlite_url"]
+__all__ = [
+    "Role",
+    "SchemaTooNew",
+    "Storage",
+    "StorageError",
+    "UnitOfWork",
+    "open_storage",
+    "sqlite_url",
+]
 
 SQLITE_SCHEME = "sqlite"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -35,13 +43,18 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-async def open_storage(url: str) -> Storage:
-    """Open (creating and migrating where needed) the database at ``url``."""
+async def open_storage(url: str, *, role: Role | None = None) -> Storage:
+    """Open (creating and migrating where needed) the database at ``url``.
+
+    ``role``: what this process is (the bot, a command, the copy): on SQLite, which allows one
+    bot, a process that would be in another's way is refused with
+    :class:`~bot.storage.sqlite.lockfile.DatabaseInUse`; PostgreSQL is shared by design.
+    """
     scheme = urlsplit(url).scheme
     if scheme == SQLITE_SCHEME:
         from bot.storage.sqlite import open_sqlite
 
-        return await open_sqlite(sqlite_path(url))
+        return await open_sqlite(sqlite_path(url), role=role)
     if scheme in POSTGRES_SCHEMES:
         from bot.storage.postgres import open_postgres
 

@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.models import GenerationRequest, Job, Origin, OriginKind
@@ -41,6 +42,15 @@ from bot.storage.records import (
     RoleKind,
     RoleRow,
 )
+
+
+class Role(StrEnum):
+    """What a process does with its database, for a backend that allows only one bot at a
+    time (SQLite: :mod:`bot.storage.sqlite.lockfile`); PostgreSQL is shared by design."""
+
+    BOT = "bot"  # pikabot run: one per SQLite file
+    COMMAND = "command"  # quota, generate, sync: beside the bot, never during a copy
+    COPY = "copy"  # migrate-db: alone on the file
 
 
 class StorageError(Exception):

@@ -157,6 +157,11 @@ class PostgresStorage:
         """A read-only transaction (one snapshot); the server refuses writes in it."""
         return self._transaction(read_only=True)
 
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A pooled connection outside any unit, for bulk work inside ``bot.storage`` (the
+        copy from SQLite opens its own transaction on it); the domain uses units."""
+        return self._pool.acquire()
+
     async def migrate(self) -> int:
         """Apply the migrations this database lacks (serialised across processes)."""
         async with self._pool.acquire() as connection:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from bot.storage.base import SchemaTooNew
+from bot.storage.base import Role, SchemaTooNew
 from bot.storage.sqlite.backend import SqliteStorage
 from bot.storage.sqlite.connection import (
     MEMORY,
@@ -24,9 +24,10 @@ from bot.storage.sqlite.connection import (
     prepare,
     why,
 )
+from bot.storage.sqlite.lockfile import DatabaseInUse, WriterLock
 from bot.storage.sqlite.schema import migrate
 
-__all__ = ["READERS", "SqliteStorage", "SqliteUnavailable", "open_sqlite"]
+__all__ = ["READERS", "DatabaseInUse", "SqliteStorage", "SqliteUnavailable", "open_sqlite"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,31 +35,40 @@ READERS = 2
 """Read-only connections for :meth:`SqliteStorage.read` (each is a thread of aiosqlite's)."""
 
 
-async def open_sqlite(path: Path | str) -> SqliteStorage:
+async def open_sqlite(path: Path | str, *, role: Role | None = None) -> SqliteStorage:
     """Open (creating it and its folder if needed) and migrate the database at ``path``.
 
     A relative ``path`` is taken from the working directory and kept absolute, so logs say
     which file is in use. A failure to open, create or migrate it is raised as
     :class:`SqliteUnavailable` naming the path and the reason in plain words; a database
     migrated by a newer pikabot as :class:`~bot.storage.base.SchemaTooNew`.
+
+    ``role``: take that role's :class:`~bot.storage.sqlite.lockfile.WriterLock` until the
+    storage is closed (one bot per file, no command during a copy); raises
+    :class:`~bot.storage.sqlite.lockfile.DatabaseInUse` when another process is in the way.
     """
     path = absolute(path)
     opened: list[Connection] = []
+    lock: WriterLock | None = None
     try:
         prepare(path)
+        if role is not None and str(path) != MEMORY:
+            lock = WriterLock.acquire(path, role)
         writer = await connect(path)
         opened.append(writer)
         before = await migrate(writer, str(path))
         if str(path) != MEMORY:
             for _ in range(READERS):
                 opened.append(await connect(path, read_only=True))
-    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+    except (OSError, sqlite3.Error, SchemaTooNew, DatabaseInUse) as exc:
+        if lock is not None:
+            lock.release()
         for connection in opened:
             with contextlib.suppress(sqlite3.Error, ValueError):
                 await connection.raw.close()
-        if isinstance(exc, SchemaTooNew):
+        if isinstance(exc, SchemaTooNew | DatabaseInUse):
             raise
         raise SqliteUnavailable(path, why(path, exc)) from exc
-    storage = SqliteStorage(path, writer, opened[1:], created=before == 0)
+    storage = SqliteStorage(path, writer, opened[1:], created=before == 0, lock=lock)
     log.debug("storage.opened", path=str(path), created=storage.created)
     return storage

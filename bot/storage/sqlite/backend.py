@@ -17,6 +17,7 @@ from bot.storage.sqlite.connection import MEMORY, Connection, SharedExclusive
 from bot.storage.sqlite.guilds import SqliteGuilds
 from bot.storage.sqlite.jobs import SqliteJobs
 from bot.storage.sqlite.ledger import SqliteLedger
+from bot.storage.sqlite.lockfile import WriterLock
 from bot.storage.sqlite.meta import SqliteMeta
 from bot.storage.sqlite.schema import stored_version
 
@@ -27,6 +28,7 @@ class SqliteUnit:
     """One SQLite transaction and the repositories inside it."""
 
     def __init__(self, db: Connection) -> None:
+        self._db = db
         self._guilds = SqliteGuilds(db)
         self._ledger = SqliteLedger(db)
         self._jobs = SqliteJobs(db)
@@ -52,6 +54,12 @@ class SqliteUnit:
         """Installation facts."""
         return self._meta
 
+    @property
+    def connection(self) -> Connection:
+        """The unit's connection, for bulk work inside ``bot.storage`` (the copy to
+        PostgreSQL); the domain uses the repositories."""
+        return self._db
+
     async def lock_guild(self, guild_id: int) -> None:
         """Nothing to do: a SQLite write unit already excludes every other one."""
 
@@ -70,7 +78,13 @@ class SqliteStorage:
     """
 
     def __init__(
-        self, path: Path, writer: Connection, readers: list[Connection], *, created: bool
+        self,
+        path: Path,
+        writer: Connection,
+        readers: list[Connection],
+        *,
+        created: bool,
+        lock: WriterLock | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -80,6 +94,7 @@ class SqliteStorage:
         for reader in readers:
             self._idle.put_nowait(reader)
         self._created = created
+        self._lock = lock
 
     @property
     def backend(self) -> str:
@@ -143,6 +158,8 @@ class SqliteStorage:
             with contextlib.suppress(aiosqlite.Error, sqlite3.Error, ValueError):
                 await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             await self._writer.raw.close()
+        if self._lock is not None:
+            self._lock.release()
         log.info("store.closed", path=str(self._path))
 
     def in_memory(self) -> bool:
