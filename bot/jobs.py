@@ -39,8 +39,9 @@ start, then every     the Discord bot claims unfinished jobs whose lease is free
                       over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY`` (28 s)
 ====================  =====================================================================
 
-The fair line (:class:`~bot.scheduler.FairScheduler`) is per process: it orders the jobs this
-process runs, not the jobs of all processes together.
+The fair line (:class:`~bot.scheduler.FairScheduler`) and its limits are those of the whole
+bot: every process sharing the database orders its waiting jobs in one line and counts one set
+of slots, and a job keeps its slot when another process takes it over.
 
 Cancelling refunds only work the provider does not bill: a job still in the bot's own line
 (PENDING) is always cancellable; once submitted, only on a provider that can really cancel
@@ -231,6 +232,7 @@ class JobService:
         self._credits_per_usd = credits_per_usd
         self.limits = limits or JobLimits()
         self.scheduler = FairScheduler(
+            storage,
             max_running=self.limits.max_concurrent,
             per_guild_running=self.limits.guild_concurrent,
             max_waiting=self.limits.max_queue,
@@ -321,37 +323,29 @@ class JobService:
         provider = self.choose_provider(request)
         priced = self.quote(request, provider)
         member = member or MemberContext(origin.guild_id, origin.channel_id, origin.user_id)
-        admitted: int | None = None
-        try:
-            async with self._storage.unit() as uow:
-                await uow.lock_guild(origin.guild_id)
-                if self._admission.bot_monthly_usd_cap is not None:
-                    await uow.lock_bot()  # the bot-wide cap counts every guild's spend
-                await self._admission.check(uow, member, request, priced)
-                self.scheduler.check_room(origin.guild_id)
-                try:
-                    reservation = await self._quotas.reserve(
-                        uow, origin.guild_id, origin.user_id, priced
-                    )
-                except InsufficientCredits as short:
-                    raise NotEnoughCredits(short) from None
-                new = NewJob(
-                    origin=origin,
-                    request=request,
-                    provider=provider.name,
-                    cost=priced.credits,
-                    reservation_id=reservation.id,
-                    extra=dict(extra or {}),
-                    lease_owner=self.owner,
-                    lease_until=self._lease_until(),
+        async with self._storage.unit() as uow:
+            await uow.lock_guild(origin.guild_id)
+            if self._admission.bot_monthly_usd_cap is not None:
+                await uow.lock_bot()  # the bot-wide cap counts every guild's spend
+            await self._admission.check(uow, member, request, priced)
+            await self.scheduler.check_room(uow, origin.guild_id)
+            try:
+                reservation = await self._quotas.reserve(
+                    uow, origin.guild_id, origin.user_id, priced
                 )
-                job = await uow.jobs.create(new, utcnow())
-                self.scheduler.admit(job.id, origin.guild_id)
-                admitted = job.id
-        except BaseException:
-            if admitted is not None:  # the commit failed after the admission
-                self.scheduler.forget(admitted)
-            raise
+            except InsufficientCredits as short:
+                raise NotEnoughCredits(short) from None
+            new = NewJob(
+                origin=origin,
+                request=request,
+                provider=provider.name,
+                cost=priced.credits,
+                reservation_id=reservation.id,
+                extra=dict(extra or {}),
+                lease_owner=self.owner,
+                lease_until=self._lease_until(),
+            )
+            job = await uow.jobs.create(new, utcnow())
         self._owned.add(job.id)
         log.info(
             "job.created",
@@ -564,7 +558,6 @@ class JobService:
         unsent = job.state in (JobState.PENDING, JobState.SUBMITTING)
         at_provider = job.state in (JobState.QUEUED, JobState.GENERATING)
         if unsent or (at_provider and await self._dropped(job)):
-            self.scheduler.forget(job_id)
             await self._settle_failure(job, reason, JobState.CANCELLED)
         return job
 
@@ -651,7 +644,6 @@ class JobService:
         task = self._tasks.get(job_id)
         if task is None or task.done():
             # Not running in this process (say, refused a slot at start-up): settle it here.
-            self.scheduler.forget(job_id)
             await self._settle_failure(job, reason, JobState.CANCELLED)
             return job
         self._cancel_requests[job_id] = reason
@@ -662,7 +654,6 @@ class JobService:
         if not stored.state.terminal and task.done():
             # Cancelled before it ever ran, so its own handler did not settle it.
             self._cancel_requests.pop(job_id, None)
-            self.scheduler.forget(job_id)
             await self._settle_failure(stored, reason, JobState.CANCELLED)
         return stored
 
@@ -702,6 +693,7 @@ class JobService:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.scheduler.close()
         self._owned.difference_update(held)  # not ours any more, even if never started
         if held:  # another process (or the next start) takes the suspended jobs at once
             try:

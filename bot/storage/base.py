@@ -35,6 +35,7 @@ from bot.storage.records import (
     GuildRow,
     LedgerEntry,
     LedgerKind,
+    LineSnapshot,
     MemberSpend,
     PeriodTotals,
     ReservationRow,
@@ -275,6 +276,20 @@ class JobRepo(Protocol):
 
     async def release(self, owner: str, job_ids: Sequence[int]) -> None:
         """Give up ``owner``'s leases on these jobs (they stay unfinished for others)."""
+        ...
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts (:mod:`bot.fair_line`): the waiting jobs (PENDING, no slot
+        taken, lease free or live at ``now``: a dead process's jobs rejoin once taken over),
+        the jobs holding a slot per guild, and when each waiting guild last took one."""
+        ...
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        ...
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild (the line's length bound)."""
         ...
 
 

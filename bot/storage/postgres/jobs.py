@@ -12,6 +12,7 @@ from asyncpg import Record
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.storage.base import NewJob
 from bot.storage.postgres.types import Connection, aware, maybe_aware
+from bot.storage.records import LineSnapshot, WaitingJob
 
 _FIELDS = (
     "id, guild_id, channel_id, user_id, user_name, request, provider, cost, reservation_id,"
@@ -218,3 +219,47 @@ class PostgresJobs:
             owner,
             list(job_ids),
         )
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts at ``now``: waiting jobs, slots held, last starts."""
+        waiting = await self._db.fetch(
+            "SELECT id, guild_id, created_at FROM jobs WHERE state = 'pending'"
+            " AND slot_at IS NULL AND (lease_owner IS NULL OR lease_expires_at > $1)"
+            " ORDER BY id",
+            aware(now),
+        )
+        running = await self._db.fetch(
+            "SELECT guild_id, COUNT(*) AS n FROM jobs"
+            f" WHERE slot_at IS NOT NULL AND {_UNFINISHED} GROUP BY guild_id"
+        )
+        guilds = sorted({int(r["guild_id"]) for r in waiting})
+        starts = await self._db.fetch(
+            "SELECT guild_id, MAX(slot_at) AS at FROM jobs"
+            " WHERE guild_id = ANY($1::BIGINT[]) AND slot_at IS NOT NULL GROUP BY guild_id",
+            guilds,
+        )
+        return LineSnapshot(
+            waiting=tuple(
+                WaitingJob(int(r["id"]), int(r["guild_id"]), aware(r["created_at"]))
+                for r in waiting
+            ),
+            running={int(r["guild_id"]): int(r["n"]) for r in running},
+            last_start={int(r["guild_id"]): aware(r["at"]) for r in starts},
+        )
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        await self._db.execute(
+            "UPDATE jobs SET slot_at = $2 WHERE slot_at IS NULL AND id = ANY($1::BIGINT[])",
+            list(job_ids),
+            aware(now),
+        )
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild."""
+        row = await self._db.fetchrow(
+            "SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE guild_id = $1) AS here"
+            f" FROM jobs WHERE {_UNFINISHED}",
+            guild_id,
+        )
+        return (int(row["total"]), int(row["here"])) if row else (0, 0)

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.storage.base import NewJob
+from bot.storage.records import LineSnapshot, WaitingJob
 from bot.storage.sqlite.connection import Connection, instant, iso, maybe_instant
 
 _COLUMNS = (
@@ -239,3 +240,52 @@ class SqliteJobs:
             f" WHERE lease_owner = ? AND id IN ({_marks(job_ids)})",
             (owner, *job_ids),
         )
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts at ``now``: waiting jobs, slots held, last starts."""
+        waiting = await self._db.fetch_all(
+            "SELECT id, guild_id, created_at FROM jobs WHERE state = 'pending'"
+            " AND slot_at IS NULL AND (lease_owner IS NULL OR lease_expires_at > ?)"
+            " ORDER BY id",
+            (iso(now),),
+        )
+        running = await self._db.fetch_all(
+            f"SELECT guild_id, COUNT(*) AS n FROM jobs WHERE slot_at IS NOT NULL AND {_OPEN}"
+            " GROUP BY guild_id"
+        )
+        guilds = sorted({int(r["guild_id"]) for r in waiting})
+        starts = (
+            await self._db.fetch_all(
+                "SELECT guild_id, MAX(slot_at) AS at FROM jobs"
+                f" WHERE guild_id IN ({_marks(guilds)}) AND slot_at IS NOT NULL GROUP BY guild_id",
+                tuple(guilds),
+            )
+            if guilds
+            else []
+        )
+        return LineSnapshot(
+            waiting=tuple(
+                WaitingJob(int(r["id"]), int(r["guild_id"]), instant(r["created_at"]))
+                for r in waiting
+            ),
+            running={int(r["guild_id"]): int(r["n"]) for r in running},
+            last_start={int(r["guild_id"]): instant(r["at"]) for r in starts},
+        )
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        if not job_ids:
+            return
+        await self._db.execute(
+            f"UPDATE jobs SET slot_at = ? WHERE slot_at IS NULL AND id IN ({_marks(job_ids)})",
+            (iso(now), *job_ids),
+        )
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(guild_id = ?), 0) AS here"
+            f" FROM jobs WHERE {_OPEN}",
+            (guild_id,),
+        )
+        return (int(row["total"]), int(row["here"])) if row else (0, 0)
