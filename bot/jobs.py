@@ -480,7 +480,9 @@ class JobService:
             kinds.add(OriginKind.TERMINAL)
         return kinds
 
-    async def resume(self, observers: ObserverFactory | None) -> list[Job]:
+    async def resume(
+        self, observers: ObserverFactory | None, *, reclaim: bool = False
+    ) -> list[Job]:
         """Carry on every job that was not finished when its process last stopped.
 
         ``observers`` shows the Discord jobs (None: leave them, this is not the Discord bot).
@@ -490,7 +492,9 @@ class JobService:
         given at construction (video saved to its file, credits settled as for any job).
         Only jobs whose lease (:mod:`bot.ownership`) is free or has run out are taken, and
         only as many as this process has free slots for; each is leased to this process
-        first, so no other process runs it meanwhile. Returns the jobs this call started.
+        first, so no other process runs it meanwhile. ``reclaim`` (at start): also the jobs
+        still leased to this owner id, a previous run's (:data:`~bot.ownership.SOLE_BOT_OWNER`).
+        Returns the jobs this call started.
         """
         kinds = self._kinds(observers)
         room = self.limits.max_concurrent - len(self._tasks)
@@ -498,7 +502,9 @@ class JobService:
             return []
         now = self._clock()
         async with self._storage.unit() as uow:
-            claimed = await uow.jobs.claim(self.owner, now, now + LEASE_TTL, room, kinds=kinds)
+            claimed = await uow.jobs.claim(
+                self.owner, now, now + LEASE_TTL, room, kinds=kinds, reclaim=reclaim
+            )
         started: list[Job] = []
         unrunnable: list[int] = []
         for job in claimed:

@@ -24,6 +24,12 @@ TAKEOVER_EVERY = timedelta(seconds=3)
 """How often the Discord bot looks for unfinished jobs whose lease is free or has run out."""
 
 
+SOLE_BOT_OWNER = "sole-bot"
+"""The owner id of the one bot an SQLite database admits (:attr:`Storage.sole_bot`): the same
+in every run, so a bot restarted after a kill -9 takes its old jobs back at once instead of
+waiting ``LEASE_TTL`` for leases nobody else could hold."""
+
+
 def new_owner() -> str:
     """A process's owner id: ``host:pid:random`` (unique even when a pid is reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

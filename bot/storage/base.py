@@ -263,11 +263,14 @@ class JobRepo(Protocol):
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; jobs another unit is claiming are skipped, not waited
         for (PostgreSQL: ``FOR UPDATE SKIP LOCKED``). ``kinds``: only jobs of these origins
-        (the front ends the claiming process can show; None: any)."""
+        (the front ends the claiming process can show; None: any). ``reclaim``: also the
+        jobs still leased to ``owner`` itself (a restarted sole bot's own, see
+        :attr:`Storage.sole_bot`)."""
         ...
 
     async def renew(self, owner: str, job_ids: Sequence[int], until: datetime) -> list[int]:
@@ -350,6 +353,12 @@ class Storage(Protocol):
     @property
     def location(self) -> str:
         """Where the data is, for logs and ``pikabot check`` (no password)."""
+        ...
+
+    @property
+    def sole_bot(self) -> bool:
+        """True when this process is the only bot the database admits (SQLite opened as
+        :attr:`Role.BOT`): a job leased to this bot's owner id is a previous run's, dead."""
         ...
 
     @property

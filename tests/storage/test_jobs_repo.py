@@ -283,3 +283,25 @@ async def test_line_lists_waiting_jobs_and_counts_slots_per_guild(storage: Stora
     assert dead.id not in {w.job_id for w in line.waiting}
     assert line.running == {GUILD: 1}  # second ended: its slot is free
     assert line.last_start == {GUILD: later(20)}  # OTHER_GUILD never started one
+
+
+async def test_claim_with_reclaim_takes_the_owners_own_live_leases_too(storage: Storage) -> None:
+    """A restarted sole bot reclaims its previous run's jobs at once; others' stay theirs."""
+    async with storage.unit() as uow:
+        mine = await uow.jobs.create(new_job(lease_owner="sole-bot", lease_until=later(60)), NOW)
+        theirs = await uow.jobs.create(new_job(lease_owner="other", lease_until=later(60)), NOW)
+    async with storage.unit() as uow:
+        assert await uow.jobs.claim("sole-bot", later(1), later(30), 10) == []
+        taken = await uow.jobs.claim("sole-bot", later(1), later(30), 10, reclaim=True)
+    assert [j.id for j in taken] == [mine.id]
+    assert theirs.id not in {j.id for j in taken}
+
+
+async def test_only_an_sqlite_bot_is_the_sole_bot(storage_url: str) -> None:
+    from bot.storage import Role, open_storage
+
+    opened = await open_storage(storage_url, role=Role.BOT)
+    try:
+        assert opened.sole_bot is (opened.backend == "sqlite")
+    finally:
+        await opened.close()

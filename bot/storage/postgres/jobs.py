@@ -178,16 +178,19 @@ class PostgresJobs:
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; rows another unit has locked are skipped. ``kinds``:
-        only jobs of these origins (None: any)."""
+        only jobs of these origins (None: any); ``reclaim``: also those still leased to
+        ``owner``."""
         origins = None if kinds is None else sorted(OriginKind(k).value for k in kinds)
         rows = await self._db.fetch(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $3"
             " WHERE id IN (SELECT id FROM jobs"
             f" WHERE {_UNFINISHED}"
-            " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2)"
+            " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2"
+            " OR ($6 AND lease_owner = $1))"
             " AND ($5::TEXT[] IS NULL OR origin_kind = ANY($5::TEXT[]))"
             " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_FIELDS}",
@@ -196,6 +199,7 @@ class PostgresJobs:
             aware(until),
             limit,
             origins,
+            reclaim,
         )
         return sorted((_job(r) for r in rows), key=lambda job: job.id)
 

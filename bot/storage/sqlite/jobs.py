@@ -202,11 +202,12 @@ class SqliteJobs:
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired (at or before
         ``now``) to ``owner`` until ``until``, oldest first. A write unit is exclusive on
         SQLite, so two claims never see the same free job. ``kinds``: only jobs of these
-        origins (None: any)."""
+        origins (None: any); ``reclaim``: also those still leased to ``owner``."""
         origins = [] if kinds is None else sorted(OriginKind(k).value for k in kinds)
         if kinds is not None and not origins:
             return []
@@ -214,9 +215,9 @@ class SqliteJobs:
         rows = await self._db.fetch_all(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
             f" SELECT id FROM jobs WHERE {_OPEN}"
-            f" AND (lease_expires_at IS NULL OR lease_expires_at <= ?){only} ORDER BY id LIMIT ?)"
-            f" RETURNING {_COLUMNS}",
-            (owner, iso(until), iso(now), *origins, limit),
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ? OR (? AND lease_owner = ?))"
+            f"{only} ORDER BY id LIMIT ?) RETURNING {_COLUMNS}",
+            (owner, iso(until), iso(now), reclaim, owner, *origins, limit),
         )
         return sorted((row_to_job(r) for r in rows), key=lambda job: job.id)
 
