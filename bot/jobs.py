@@ -34,7 +34,8 @@ each job write        the same unit renews the lease first (renew-or-stop), so t
                       the post and the charge happen only while this process still owns it
 clean shutdown        suspended jobs' leases are released: another process takes them at once
 start, then every     the Discord bot claims unfinished jobs whose lease is free or has run
-``TAKEOVER_EVERY``    out (every 3 s, as many as it has free slots) and resumes them as in
+``TAKEOVER_EVERY``    out (every 3 s, up to ``TAKEOVER_BATCH`` at a time, sooner again after a
+                      full batch so live processes share a dead one's jobs) and resumes them as in
                       the restart table above; a process killed with -9 has its jobs taken
                       over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY`` (28 s)
 ====================  =====================================================================
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,7 +75,15 @@ from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, download
 from bot.lease import TerminalLease
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
-from bot.ownership import HEARTBEAT, LEASE_TTL, TAKEOVER_EVERY, LeaseLost, new_owner
+from bot.ownership import (
+    HEARTBEAT,
+    LEASE_TTL,
+    TAKEOVER_BATCH,
+    TAKEOVER_EVERY,
+    TAKEOVER_PAUSE,
+    LeaseLost,
+    new_owner,
+)
 from bot.policy import MemberContext
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
@@ -237,6 +247,7 @@ class JobService:
             per_guild_running=self.limits.guild_concurrent,
             max_waiting=self.limits.max_queue,
             per_guild_waiting=self.limits.guild_max_queue,
+            clock=clock,
         )
         self._admission = Admission(quotas, bot_monthly_usd_cap=self.limits.monthly_usd_cap)
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -464,12 +475,17 @@ class JobService:
         return self._takeover
 
     async def _take_over(self, observers: ObserverFactory) -> None:
+        pause = TAKEOVER_EVERY.total_seconds()
         while not self._closing:
-            await asyncio.sleep(TAKEOVER_EVERY.total_seconds())
+            await asyncio.sleep(pause)
+            pause = TAKEOVER_EVERY.total_seconds()
             try:
-                await self.resume(observers)
+                taken = await self.resume(observers, batch=TAKEOVER_BATCH)
             except Exception:
                 log.warning("jobs.takeover_failed", owner=self.owner, exc_info=True)
+                continue
+            if len(taken) >= TAKEOVER_BATCH:  # more may be waiting: look again soon
+                pause = random.uniform(*TAKEOVER_PAUSE)
 
     def _kinds(self, observers: ObserverFactory | None) -> Collection[OriginKind]:
         """The origins of the jobs this process can run (show) now."""
@@ -481,7 +497,7 @@ class JobService:
         return kinds
 
     async def resume(
-        self, observers: ObserverFactory | None, *, reclaim: bool = False
+        self, observers: ObserverFactory | None, *, reclaim: bool = False, batch: int | None = None
     ) -> list[Job]:
         """Carry on every job that was not finished when its process last stopped.
 
@@ -494,10 +510,12 @@ class JobService:
         only as many as this process has free slots for; each is leased to this process
         first, so no other process runs it meanwhile. ``reclaim`` (at start): also the jobs
         still leased to this owner id, a previous run's (:data:`~bot.ownership.SOLE_BOT_OWNER`).
-        Returns the jobs this call started.
+        ``batch``: claim at most that many. Returns the jobs this call started.
         """
         kinds = self._kinds(observers)
         room = self.limits.max_concurrent - len(self._tasks)
+        if batch is not None:
+            room = min(room, batch)
         if self._closing or not kinds or room <= 0:
             return []
         now = self._clock()
