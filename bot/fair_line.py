@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.storage.records import LineSnapshot, WaitingJob
@@ -28,13 +28,15 @@ class LinePlan:
 
     start: tuple[int, ...]  # job ids that may take a slot now, in order
     order: tuple[int, ...]  # the rest of the line: index 0 starts next (position 1)
+    _places: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        places = {job_id: place for place, job_id in enumerate(self.order, start=1)}
+        object.__setattr__(self, "_places", places)
 
     def position(self, job_id: int) -> int | None:
         """The job's place in line (1 starts next), None if it starts now or is not in line."""
-        try:
-            return self.order.index(job_id) + 1
-        except ValueError:
-            return None
+        return self._places.get(job_id)
 
 
 def fair_order(waiting: tuple[WaitingJob, ...], last_start: Mapping[int, datetime]) -> list[int]:
