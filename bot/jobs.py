@@ -171,6 +171,15 @@ class ProviderGone(ProviderError):
     )
 
 
+class _StateMoved(Exception):
+    """A job's stored state changed after a decision about it was made (another process
+    moved it on): nothing was written; decide again."""
+
+
+CANCEL_ATTEMPTS = 3
+"""How often a cancel is decided again when the job's owner keeps moving it meanwhile."""
+
+
 class CannotCancel(RequestRefused):
     """A cancel that would refund work the provider still does (and bills), or too late."""
 
@@ -643,8 +652,17 @@ class JobService:
         Raises :class:`CannotCancel` with the member-facing reason when the job has ended,
         its video is already made, or the provider goes on with it (it cannot cancel, or it
         refused to): money is never refunded for a clip the provider still makes and bills.
-        A submit in flight is waited for, so the decision is made on a known state.
+        A submit in flight is waited for, so the decision is made on a known state; a job
+        another process moved on while this one decided is decided again on its new state.
         """
+        for _ in range(CANCEL_ATTEMPTS):
+            try:
+                return await self._cancel_once(job_id, reason)
+            except _StateMoved:
+                continue
+        raise CannotCancel(STILL_SENDING)
+
+    async def _cancel_once(self, job_id: int, reason: str) -> Job:
         job = await self._current(job_id)
         if job is None:
             raise CannotCancel("I can't find that job any more.")
@@ -667,8 +685,9 @@ class JobService:
         # the job is not in the middle of a submit: stopping its task cuts nothing in half.
         task = self._tasks.get(job_id)
         if task is None or task.done():
-            # Not running in this process (say, refused a slot at start-up): settle it here.
-            await self._settle_failure(job, reason, JobState.CANCELLED)
+            # Not running in this process (another holds its lease, or it never started):
+            # settle it here, unless its owner moved it on since it was read above.
+            await self._settle_failure(job, reason, JobState.CANCELLED, unless_moved=True)
             return job
         self._cancel_requests[job_id] = reason
         task.cancel()
@@ -928,10 +947,20 @@ class JobService:
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
 
-    async def _settle_failure(self, job: Job, reason: str, state: JobState) -> None:
-        """Refund and end the job in one unit of work."""
+    async def _settle_failure(
+        self, job: Job, reason: str, state: JobState, *, unless_moved: bool = False
+    ) -> None:
+        """Refund and end the job in one unit of work.
+
+        ``unless_moved``: the job runs in another process and the decision was made on its
+        state as read before: lock its row and raise :class:`_StateMoved` if that state
+        moved on meanwhile (its owner started sending it, say), refunding nothing."""
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
+            if unless_moved:
+                stored = await uow.jobs.lock(job.id)
+                if stored is None or stored.state is not job.state:
+                    raise _StateMoved(job.id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
                 await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)

@@ -229,6 +229,12 @@ class JobRepo(Protocol):
         """The job with this id."""
         ...
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id, its row locked until the unit ends, so a decision made on
+        its state holds when the unit writes (PostgreSQL: ``FOR UPDATE``: another unit's
+        write of the row waits, then sees this one's; SQLite: a write unit is exclusive)."""
+        ...
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes (state,
         provider_handle, extra, status_message_id, result_message_id, error, started_at,

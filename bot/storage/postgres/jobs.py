@@ -111,6 +111,13 @@ class PostgresJobs:
         row = await self._db.fetchrow(f"SELECT {_FIELDS} FROM jobs WHERE id = $1", job_id)
         return None if row is None else _job(row)
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id, its row locked (``FOR UPDATE``) until the unit ends."""
+        row = await self._db.fetchrow(
+            f"SELECT {_FIELDS} FROM jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        return _job(row) if row else None
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes; stamps
         ``updated_at``."""

@@ -133,6 +133,10 @@ class SqliteJobs:
         row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return row_to_job(row) if row else None
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id (a write unit holds the whole file: nothing to lock)."""
+        return await self.get(job_id)
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes; stamps
         ``updated_at``."""
