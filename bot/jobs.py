@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +72,7 @@ from bot.circuit import CircuitBreaker
 from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, download
 from bot.lease import TerminalLease
+from bot.metrics import Metrics
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.ownership import HEARTBEAT, LEASE_TTL, TAKEOVER_EVERY, LeaseLost, new_owner
 from bot.policy import MemberContext
@@ -86,6 +88,7 @@ from bot.quotas import InsufficientCredits, Quotas
 from bot.refusals import RequestRefused as RequestRefused  # re-exported: its historic home
 from bot.scheduler import FairScheduler
 from bot.storage.base import NewJob, Storage, UnitOfWork
+from bot.storage.records import ReservationRow, ReservationState
 from bot.throttle import LatestWins
 
 log = structlog.get_logger(__name__)
@@ -211,13 +214,16 @@ class JobService:
         lease_dir: Path | None = None,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
         the video goes to its file); without it such jobs are left for a process that has it.
         ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
         terminal jobs are never carried on here). ``owner`` names this process in the jobs'
-        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them."""
+        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them. ``metrics``
+        is told what the jobs do (:mod:`bot.metrics`; default: a registry of their own)."""
         self.owner = owner or new_owner()
+        self.metrics = metrics or Metrics()
         self._clock = clock
         self._storage = storage
         self._terminal = terminal
@@ -361,6 +367,7 @@ class JobService:
             cost=job.cost,
             provider=job.provider,
         )
+        self.metrics.job_created(job.provider, job.cost)
         return job
 
     def start(self, job: Job, observer: JobObserver) -> asyncio.Task[None]:
@@ -382,6 +389,10 @@ class JobService:
 
         task.add_done_callback(forget)
         return task
+
+    def active_jobs(self) -> list[Job]:
+        """The jobs this process runs now, in their current state (for the metrics)."""
+        return list(self._live.values())
 
     async def attach_status_message(self, job: Job, message_id: int) -> None:
         """Remember the message that shows the job's status."""
@@ -853,8 +864,10 @@ class JobService:
             await self.update(job, state=JobState.SUBMITTING)
             try:
                 handle = await provider.submit(job.request)
-            except (TransientError, RateLimited):
-                breaker.record_outage()
+            except ProviderError as exc:
+                self.metrics.provider_error(provider.name, exc)
+                if isinstance(exc, TransientError | RateLimited):
+                    breaker.record_outage()
                 raise
             breaker.record_success()
             await self.update(
@@ -874,7 +887,10 @@ class JobService:
         for attempt in range(1, FOLLOW_ATTEMPTS + 1):
             try:
                 result = await self._follow_once(job, handle, status)
-            except (TransientError, RateLimited) as exc:
+            except ProviderError as exc:
+                self.metrics.provider_error(job.provider, exc)
+                if not isinstance(exc, TransientError | RateLimited):
+                    raise
                 breaker.record_outage()
                 if attempt == FOLLOW_ATTEMPTS:
                     raise
@@ -888,9 +904,13 @@ class JobService:
     async def _follow_once(
         self, job: Job, handle: ProviderHandle, status: LatestWins[Progress]
     ) -> ProviderResult:
+        seen: float | None = None  # when the last status that was not done came
         async for observed in self.provider_for(job).watch(handle):
             if observed.kind is StatusKind.COMPLETED and observed.result is not None:
+                if seen is not None:
+                    self.metrics.completion_detected(job.provider, time.monotonic() - seen)
                 return observed.result
+            seen = time.monotonic()
             if observed.kind is StatusKind.QUEUED:
                 if job.state is not JobState.QUEUED:
                     await self.update(job, state=JobState.QUEUED)
@@ -902,24 +922,32 @@ class JobService:
         raise ProviderError("the provider's status ended without a result")
 
     async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
+        charged: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.charge(uow, job.reservation_id, job_id=job.id)
+                charged = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.CHARGED, job_id=job.id
+                )
             await _write(uow, job, {"state": JobState.DELIVERED, "finished_at": utcnow()})
+        self.metrics.job_ended(job, charged)
         bound.info(
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
 
     async def _settle_failure(self, job: Job, reason: str, state: JobState) -> None:
         """Refund and end the job in one unit of work."""
+        refunded: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)
+                refunded = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.REFUNDED, job_id=job.id, reason=reason
+                )
             await _write(uow, job, {"state": state, "error": reason, "finished_at": utcnow()})
+        self.metrics.job_ended(job, refunded)
 
     async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
         await self._settle_failure(job, reason, JobState.FAILED)
