@@ -15,14 +15,16 @@ RUN useradd --create-home --uid 10001 pikabot
 WORKDIR /app
 
 # Dependencies in their own layer: it is rebuilt only when pyproject.toml changes, not with
-# every change of the code. An empty package of the right name lets pip resolve and install
-# them from the metadata alone; the real code replaces it below.
-COPY pyproject.toml README.md LICENSE ./
-RUN mkdir -p bot cogs && touch bot/__init__.py cogs/__init__.py \
+# every change of the code or the README. An empty package of the right name (and an empty
+# README, which pyproject.toml names) lets pip resolve and install them from the metadata
+# alone; the real code replaces it below.
+COPY pyproject.toml ./
+RUN mkdir -p bot cogs && touch README.md bot/__init__.py cogs/__init__.py \
     && pip install . \
     && pip uninstall --yes pikabot \
-    && rm -rf bot cogs build pikabot.egg-info
+    && rm -rf README.md bot cogs build pikabot.egg-info
 
+COPY README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 RUN pip install --no-deps . && rm -rf build pikabot.egg-info \

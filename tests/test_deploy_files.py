@@ -90,7 +90,7 @@ def test_dockerfile_is_pinned_to_the_tests_python_and_layers_its_dependencies():
     lines = dockerfile()
     first_install = next(i for i, line in enumerate(lines) if "pip install ." in line)
     copies = [i for i, line in enumerate(lines) if line.startswith("COPY")]
-    assert "pyproject.toml" in lines[copies[0]] and copies[0] < first_install
+    assert lines[copies[0]] == "COPY pyproject.toml ./" and copies[0] < first_install
     assert all(i > first_install for i in copies[1:])
     assert any("COPY bot " in lines[i] for i in copies[1:])
 
