@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ from bot.circuit import CircuitBreaker
 from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, download
 from bot.lease import TerminalLease
+from bot.metrics import Metrics
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
 from bot.ownership import (
     HEARTBEAT,
@@ -97,6 +99,7 @@ from bot.quotas import InsufficientCredits, Quotas
 from bot.refusals import RequestRefused as RequestRefused  # re-exported: its historic home
 from bot.scheduler import FairScheduler
 from bot.storage.base import NewJob, Storage, UnitOfWork
+from bot.storage.records import ReservationRow, ReservationState
 from bot.throttle import LatestWins
 
 log = structlog.get_logger(__name__)
@@ -231,13 +234,16 @@ class JobService:
         lease_dir: Path | None = None,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
         the video goes to its file); without it such jobs are left for a process that has it.
         ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
         terminal jobs are never carried on here). ``owner`` names this process in the jobs'
-        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them."""
+        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them. ``metrics``
+        is told what the jobs do (:mod:`bot.metrics`; default: a registry of their own)."""
         self.owner = owner or new_owner()
+        self.metrics = metrics or Metrics()
         self._clock = clock
         self._storage = storage
         self._terminal = terminal
@@ -375,6 +381,7 @@ class JobService:
             cost=job.cost,
             provider=job.provider,
         )
+        self.metrics.job_created(job.provider, job.cost)
         return job
 
     def start(self, job: Job, observer: JobObserver) -> asyncio.Task[None]:
@@ -396,6 +403,10 @@ class JobService:
 
         task.add_done_callback(forget)
         return task
+
+    def active_jobs(self) -> list[Job]:
+        """The jobs this process runs now, in their current state (for the metrics)."""
+        return list(self._live.values())
 
     async def attach_status_message(self, job: Job, message_id: int) -> None:
         """Remember the message that shows the job's status."""
@@ -888,8 +899,10 @@ class JobService:
             await self.update(job, state=JobState.SUBMITTING)
             try:
                 handle = await provider.submit(job.request)
-            except (TransientError, RateLimited):
-                breaker.record_outage()
+            except ProviderError as exc:
+                self.metrics.provider_error(provider.name, exc)
+                if isinstance(exc, TransientError | RateLimited):
+                    breaker.record_outage()
                 raise
             breaker.record_success()
             await self.update(
@@ -909,7 +922,10 @@ class JobService:
         for attempt in range(1, FOLLOW_ATTEMPTS + 1):
             try:
                 result = await self._follow_once(job, handle, status)
-            except (TransientError, RateLimited) as exc:
+            except ProviderError as exc:
+                self.metrics.provider_error(job.provider, exc)
+                if not isinstance(exc, TransientError | RateLimited):
+                    raise
                 breaker.record_outage()
                 if attempt == FOLLOW_ATTEMPTS:
                     raise
@@ -923,9 +939,13 @@ class JobService:
     async def _follow_once(
         self, job: Job, handle: ProviderHandle, status: LatestWins[Progress]
     ) -> ProviderResult:
+        seen: float | None = None  # when the last status that was not done came
         async for observed in self.provider_for(job).watch(handle):
             if observed.kind is StatusKind.COMPLETED and observed.result is not None:
+                if seen is not None:
+                    self.metrics.completion_detected(job.provider, time.monotonic() - seen)
                 return observed.result
+            seen = time.monotonic()
             if observed.kind is StatusKind.QUEUED:
                 if job.state is not JobState.QUEUED:
                     await self.update(job, state=JobState.QUEUED)
@@ -937,12 +957,16 @@ class JobService:
         raise ProviderError("the provider's status ended without a result")
 
     async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
+        charged: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.charge(uow, job.reservation_id, job_id=job.id)
+                charged = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.CHARGED, job_id=job.id
+                )
             await _write(uow, job, {"state": JobState.DELIVERED, "finished_at": utcnow()})
+        self.metrics.job_ended(job, charged)
         bound.info(
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
@@ -955,6 +979,7 @@ class JobService:
         ``unless_moved``: the job runs in another process and the decision was made on its
         state as read before: lock its row and raise :class:`_StateMoved` if that state
         moved on meanwhile (its owner started sending it, say), refunding nothing."""
+        refunded: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
             if unless_moved:
@@ -963,8 +988,11 @@ class JobService:
                     raise _StateMoved(job.id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)
+                refunded = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.REFUNDED, job_id=job.id, reason=reason
+                )
             await _write(uow, job, {"state": state, "error": reason, "finished_at": utcnow()})
+        self.metrics.job_ended(job, refunded)
 
     async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
         await self._settle_failure(job, reason, JobState.FAILED)

@@ -101,6 +101,11 @@ class FairScheduler:
     # -- observation -----------------------------------------------------------------------
 
     @property
+    def running(self) -> int:
+        """This process's jobs past the line now (holding their slot)."""
+        return sum(1 for t in self._tickets.values() if t.started.is_set())
+
+    @property
     def waiting(self) -> int:
         """This process's jobs in line now."""
         return sum(1 for t in self._tickets.values() if not t.started.is_set())

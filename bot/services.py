@@ -13,6 +13,7 @@ import structlog
 from bot import __version__
 from bot.config import Settings
 from bot.jobs import JobLimits, JobService
+from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.ownership import SOLE_BOT_OWNER
 from bot.providers import build_provider
@@ -69,6 +70,7 @@ class Services:
     quotas: Quotas
     jobs: JobService
     moderation: Moderation
+    metrics: Metrics
 
     @classmethod
     async def open(cls, settings: Settings, *, role: Role = Role.COMMAND) -> Services:
@@ -95,6 +97,7 @@ class Services:
             await storage.close()
             raise
         quotas = build_quotas(settings)
+        metrics = Metrics()
         jobs = JobService(
             storage=storage,
             owner=SOLE_BOT_OWNER if storage.sole_bot else None,
@@ -115,9 +118,10 @@ class Services:
                 guild_max_queue=settings.guild_max_queue,
                 monthly_usd_cap=settings.monthly_usd_cap,
             ),
+            metrics=metrics,
         )
         moderation = Moderation(storage, quotas)
-        return cls(settings, storage, session, provider, quotas, jobs, moderation)
+        return cls(settings, storage, session, provider, quotas, jobs, moderation, metrics)
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""

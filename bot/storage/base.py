@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.models import GenerationRequest, Job, Origin, OriginKind
@@ -60,6 +61,36 @@ class StorageError(Exception):
 
 class SchemaTooNew(StorageError):
     """The database was migrated by a newer pikabot than this one."""
+
+
+class BackupFailed(StorageError):
+    """A backup could not be written (one line: where, and why)."""
+
+
+class BackupUnsupported(StorageError):
+    """This backend is backed up with its own tools (PostgreSQL: ``pg_dump``); the message
+    says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """A consistent copy of the database that was written and checked."""
+
+    source: str
+    path: Path
+    schema_version: int
+    size: int
+
+    def line(self) -> str:
+        """What was written, in one line."""
+        if self.size < 1024 * 1024:
+            size = f"{self.size / 1024:.0f} KiB"
+        else:
+            size = f"{self.size / (1024 * 1024):.1f} MiB"
+        return (
+            f"backed up {self.source} (schema version {self.schema_version}, {size})"
+            f" to {self.path}, checked"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +414,18 @@ class Storage(Protocol):
 
     async def schema_version(self) -> int:
         """The number of the last migration applied."""
+        ...
+
+    async def backup(self, target: Path) -> Backup:
+        """Write a consistent copy of the database to the new file ``target`` while it is in
+        use (SQLite: the online backup API), checked before it is kept. A backend that has
+        its own tools for it raises :class:`BackupUnsupported` saying which (PostgreSQL:
+        ``pg_dump``); a copy that cannot be written, :class:`BackupFailed`."""
+        ...
+
+    async def ping(self) -> None:
+        """One cheap read of the database; raises :class:`StorageError` (or the driver's
+        error) when it cannot be reached or read, for the health check."""
         ...
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ from bot.storage.sqlite import export, open_sqlite
 from bot.storage.sqlite.connection import Connection as SqliteConnection
 from bot.storage.sqlite.lockfile import DatabaseInUse
 from bot.storage.sqlite.moved import DatabaseMoved, mark_moved
+from bot.storage.versions import MIGRATED_BY
 
 
 class CopyRefused(StorageError):
@@ -173,6 +174,7 @@ async def _copy(
     """Lock, check empty, load, reset identities and verify; the rows per table and the
     held reservations."""
     await bulk.lock(db, [t.name for t in TABLES])
+    await bulk.forget_meta(db, [MIGRATED_BY])  # written by migrating it; the source's is copied
     present = {t.name: await bulk.count(db, t.name) for t in TABLES}
     if any(present.values()):
         found = ", ".join(f"{n} {name}" for name, n in present.items() if n)
