@@ -42,9 +42,15 @@ async def read_head(session: aiohttp.ClientSession, url: str, count: int) -> Hea
     read before the connection is closed. The total size comes from ``Content-Range`` (206)
     or ``Content-Length`` (200). Raises :class:`ProbeFailed`; the URL (it may be signed) is
     never logged.
+
+    Choice: redirects are not followed (a 3xx fails the probe). Discord's CDN and the
+    providers' file hosts answer directly, and a member's public address must not redirect
+    the bot into its own network after :func:`public_url_problem` let it through.
     """
     try:
-        async with session.get(url, headers={"Range": f"bytes=0-{count - 1}"}) as response:
+        async with session.get(
+            url, headers={"Range": f"bytes=0-{count - 1}"}, allow_redirects=False
+        ) as response:
             if response.status not in (200, 206):
                 raise ProbeFailed(response.status)
             total = _total(response)

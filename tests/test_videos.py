@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.probe import public_url_problem
 from bot.videos import (
@@ -88,6 +89,29 @@ async def test_gone_video_is_a_friendly_refusal(
         await check_remote_video(session, RemoteVideo("expired.mp4", url))
     assert "post it again" in caught.value.user_message
     assert "secret" not in caught.value.user_message
+
+
+async def test_a_redirect_is_not_followed(host: FakeFal, session: aiohttp.ClientSession) -> None:
+    """A URL that redirects (say, from a public address into the bot's network) fails the
+    probe instead of being followed."""
+    target = host.host_file("clip.mp4", DEFAULT_VIDEO)
+
+    async def redirect(_: web.Request) -> web.Response:
+        raise web.HTTPFound(target)
+
+    app = web.Application()
+    app.router.add_get("/go", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with pytest.raises(VideoRefused, match="could not open the video"):
+            await check_remote_video(session, RemoteVideo("go", f"http://127.0.0.1:{port}/go"))
+    finally:
+        await runner.cleanup()
+    assert host.count("hosted") == 0
 
 
 def test_local_video_is_inlined_where_the_provider_takes_data_uris(tmp_path: Path) -> None:
