@@ -142,7 +142,7 @@ class ToolInputs(BaseModel):
         if (self.effect is not None) != (kind is Tool.PIKAFFECTS):
             return "Pikaffects needs an effect (and only Pikaffects takes one)."
         if (self.video_url is not None) != kind.edits_video:
-            return f"{kind.label} needs a video." if kind.edits_video else "No video is taken."
+            return f"{kind.label} {'needs a' if kind.edits_video else 'takes no'} video."
         if self.region is not None and kind is not Tool.PIKASWAPS:
             return "Only Pikaswaps takes a region to replace."
         if self.transitions and kind is not Tool.PIKAFRAMES:

@@ -192,6 +192,15 @@ async def test_e2e_moderator_turns_an_effect_off_and_on(stack: Stack):
     again = await slash(stack, "pikaffect", image=png(), effect="Decapitate")
     assert "credits reserved" in again.data["content"]
     await result_after(stack, cursor)
+    usage = await slash(stack, "quota usage", user_id=ADMIN_ID)
+    (tools,) = [
+        f for f in usage.data["embeds"][0]["fields"] if f["name"] == "Pika tools this month"
+    ]
+    assert "Pikaffects" in tools["value"]
+    audit = await slash(stack, "quota ledger", user_id=ADMIN_ID, entries="rules")
+    shown = audit.data["embeds"][0]["description"]
+    assert "**Pikaffect Decapitate** off → on" in shown
+    assert "**Pikaffect Decapitate** on → off" in shown
 
 
 # -- Pikadditions ------------------------------------------------------------------------------

@@ -3,11 +3,14 @@ them, and how reruns and the blocklist see them (pure: no network)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
+from bot.audit_text import describe
+from bot.guild_settings import AuditEntry
 from bot.models import GenerationRequest, Resolution
 from bot.pricing import Unpriced, quote
 from bot.providers.aigateway import AIGatewayProvider
@@ -195,3 +198,16 @@ def test_tool_reruns_keep_inputs_with_a_new_seed() -> None:
     assert again.tool == request.tool and again.image_urls == request.image_urls
     assert offered_variants(frames()) == [Variant.NEW_SEED, Variant.FULL_HD]
     assert rerun_request(frames(), Variant.FULL_HD).resolution is Resolution.FULL_HD
+
+
+def test_effect_switches_read_as_the_moderator_set_them() -> None:
+    """The audit trail shows "Pikaffect Decapitate: on → off" (and back)."""
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def entry(action: str) -> AuditEntry:
+        return AuditEntry(1, 2, 3, action, None, "Decapitate", None, when)
+
+    off = describe(entry("disable effect"), role=str, channel=str)
+    on = describe(entry("enable effect"), role=str, channel=str)
+    assert off.line() == "Pikaffect Decapitate: on → off"
+    assert on.line() == "Pikaffect Decapitate: off → on"

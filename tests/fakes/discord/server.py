@@ -7,7 +7,8 @@ One aiohttp application on ``127.0.0.1`` (port 0) serves:
 * ``/gateway`` - the gateway websocket (``gateway.py``);
 * ``/attachments/{channel}/{id}/{filename}`` - a CDN stand-in serving stored file bytes.
 
-Tests drive the bot with ``slash``, ``click``, ``react`` and ``say`` and observe it through
+Tests drive the bot with ``slash``, ``click``, ``react``, ``context_menu``, ``submit_modal``
+(modals: ``modals.py``) and ``say`` and observe it through
 ``messages``, ``get_message``, ``wait_for`` and the ``requests`` log.
 """
 
