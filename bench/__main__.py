@@ -29,6 +29,8 @@ BENCHMARKS = (
     "jobs",
     "reservations",
     "storage",
+    "shared",
+    "takeover",
 )
 TIME_LIMITS = {  # seconds per benchmark (full run); each one is cancelled past its limit
     "ack": 240,
@@ -39,6 +41,8 @@ TIME_LIMITS = {  # seconds per benchmark (full run); each one is cancelled past 
     "jobs": 300,
     "reservations": 120,
     "storage": 120,
+    "shared": 240,
+    "takeover": 240,
 }
 
 

@@ -84,7 +84,7 @@ class PikaBot(commands.AutoShardedBot):
         from cogs.launcher import JobLauncher
 
         observer = JobLauncher(self).observer
-        resumed = await self.services.jobs.resume(observer)
+        resumed = await self.services.jobs.resume(observer, reclaim=True)
         log.info("jobs.resumed", count=len(resumed), owner=self.services.jobs.owner)
         self.services.jobs.take_over(observer)
 

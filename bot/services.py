@@ -14,6 +14,7 @@ from bot import __version__
 from bot.config import Settings
 from bot.jobs import JobLimits, JobService
 from bot.moderation import Moderation
+from bot.ownership import SOLE_BOT_OWNER
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
@@ -96,6 +97,7 @@ class Services:
         quotas = build_quotas(settings)
         jobs = JobService(
             storage=storage,
+            owner=SOLE_BOT_OWNER if storage.sole_bot else None,
             quotas=quotas,
             provider=provider,
             session=session,

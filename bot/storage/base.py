@@ -35,6 +35,7 @@ from bot.storage.records import (
     GuildRow,
     LedgerEntry,
     LedgerKind,
+    LineSnapshot,
     MemberSpend,
     PeriodTotals,
     ReservationRow,
@@ -233,6 +234,12 @@ class JobRepo(Protocol):
         """The job with this id."""
         ...
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id, its row locked until the unit ends, so a decision made on
+        its state holds when the unit writes (PostgreSQL: ``FOR UPDATE``: another unit's
+        write of the row waits, then sees this one's; SQLite: a write unit is exclusive)."""
+        ...
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes (state,
         provider_handle, extra, status_message_id, result_message_id, error, started_at,
@@ -272,11 +279,14 @@ class JobRepo(Protocol):
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; jobs another unit is claiming are skipped, not waited
         for (PostgreSQL: ``FOR UPDATE SKIP LOCKED``). ``kinds``: only jobs of these origins
-        (the front ends the claiming process can show; None: any)."""
+        (the front ends the claiming process can show; None: any). ``reclaim``: also the
+        jobs still leased to ``owner`` itself (a restarted sole bot's own, see
+        :attr:`Storage.sole_bot`)."""
         ...
 
     async def renew(self, owner: str, job_ids: Sequence[int], until: datetime) -> list[int]:
@@ -285,6 +295,20 @@ class JobRepo(Protocol):
 
     async def release(self, owner: str, job_ids: Sequence[int]) -> None:
         """Give up ``owner``'s leases on these jobs (they stay unfinished for others)."""
+        ...
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts (:mod:`bot.fair_line`): the waiting jobs (PENDING, no slot
+        taken, lease free or live at ``now``: a dead process's jobs rejoin once taken over),
+        the jobs holding a slot per guild, and when each waiting guild last took one."""
+        ...
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        ...
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild (the line's length bound)."""
         ...
 
 
@@ -345,6 +369,12 @@ class Storage(Protocol):
     @property
     def location(self) -> str:
         """Where the data is, for logs and ``pikabot check`` (no password)."""
+        ...
+
+    @property
+    def sole_bot(self) -> bool:
+        """True when this process is the only bot the database admits (SQLite opened as
+        :attr:`Role.BOT`): a job leased to this bot's owner id is a previous run's, dead."""
         ...
 
     @property

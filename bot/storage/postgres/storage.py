@@ -104,6 +104,11 @@ class PostgresStorage:
         return self._target.location
 
     @property
+    def sole_bot(self) -> bool:
+        """Never: PostgreSQL is shared by as many bot processes as are started on it."""
+        return False
+
+    @property
     def created(self) -> bool:
         """True when opening found an empty database (no pikabot schema) and migrated it."""
         return self._created

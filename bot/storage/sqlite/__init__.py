@@ -25,6 +25,8 @@ from bot.storage.sqlite.connection import (
     why,
 )
 from bot.storage.sqlite.lockfile import DatabaseInUse, WriterLock
+from bot.storage.sqlite.meta import SqliteMeta
+from bot.storage.sqlite.moved import DatabaseMoved, refuse_if_moved
 from bot.storage.sqlite.schema import migrate
 
 __all__ = ["READERS", "DatabaseInUse", "SqliteStorage", "SqliteUnavailable", "open_sqlite"]
@@ -57,16 +59,18 @@ async def open_sqlite(path: Path | str, *, role: Role | None = None) -> SqliteSt
         writer = await connect(path)
         opened.append(writer)
         before = await migrate(writer, str(path))
+        if role is not None:
+            await refuse_if_moved(SqliteMeta(writer), str(path))
         if str(path) != MEMORY:
             for _ in range(READERS):
                 opened.append(await connect(path, read_only=True))
-    except (OSError, sqlite3.Error, SchemaTooNew, DatabaseInUse) as exc:
+    except (OSError, sqlite3.Error, SchemaTooNew, DatabaseInUse, DatabaseMoved) as exc:
         if lock is not None:
             lock.release()
         for connection in opened:
             with contextlib.suppress(sqlite3.Error, ValueError):
                 await connection.raw.close()
-        if isinstance(exc, SchemaTooNew | DatabaseInUse):
+        if isinstance(exc, SchemaTooNew | DatabaseInUse | DatabaseMoved):
             raise
         raise SqliteUnavailable(path, why(path, exc)) from exc
     storage = SqliteStorage(path, writer, opened[1:], created=before == 0, lock=lock)

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
+from bot.storage.base import Role
 from bot.storage.sqlite.connection import MEMORY, Connection, SharedExclusive
 from bot.storage.sqlite.guilds import SqliteGuilds
 from bot.storage.sqlite.jobs import SqliteJobs
@@ -110,6 +111,11 @@ class SqliteStorage:
     def path(self) -> Path:
         """The database file."""
         return self._path
+
+    @property
+    def sole_bot(self) -> bool:
+        """True when opened as the bot: the lock file admits no other on this file."""
+        return self._lock is not None and self._lock.role is Role.BOT
 
     @property
     def created(self) -> bool:
