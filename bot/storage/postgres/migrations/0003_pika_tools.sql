@@ -1,4 +1,4 @@
--- SQLite migration 0007 in PostgreSQL types.
+-- SQLite migration 0008 in PostgreSQL types.
 -- Pika's tools (bot/tools.py): the tool that made a job (NULL: text- or image-to-video, or
 -- Scenes). Its inputs are part of the request JSON; the column lets use be counted per tool.
 ALTER TABLE jobs ADD COLUMN tool TEXT;
