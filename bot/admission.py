@@ -48,8 +48,8 @@ class Admission:
                 last_job_at=await uow.jobs.last_created_at(member.guild_id, member.user_id),
                 resets_at=next_reset(policy.period, now, tz, policy.reset_hour),
             )
-            texts = [request.prompt, request.negative_prompt or ""]
-            check_member(policy, member, texts, usage, priced.credits, now)
+            texts = request.texts()  # the prompts and a tool's own fields (region, transitions)
+            check_member(policy, member, texts, usage, priced.credits, now, tool=request.tool)
         start, end = month_bounds(now)
         guild_usd = bot_usd = Decimal(0)
         if policy is not None and policy.monthly_usd_cap is not None:

@@ -127,6 +127,11 @@ def describe(entry: AuditEntry, *, role: Name, channel: Name) -> Change:
         if action == "block":
             return Change("blocklist", "—", f"{entry_text} added")
         return Change("blocklist", entry_text, "removed")
+    if action in ("disable effect", "enable effect"):
+        name = text(new or old)
+        if action == "disable effect":
+            return Change(f"Pikaffect {name}", "on", "off")
+        return Change(f"Pikaffect {name}", "off", "on")
     if action.startswith("role "):
         number = _number(action.removeprefix("role "))
         if number is not None:

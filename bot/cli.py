@@ -27,8 +27,9 @@ log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from bot.lease import TerminalLease
-    from bot.models import Job
+    from bot.models import GenerationRequest, Job
     from bot.services import Services
+    from bot.tools import Tool
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     generate = commands.add_parser("generate", help="make one clip from the terminal")
-    generate.add_argument("prompt")
+    generate.add_argument(
+        "prompt", nargs="?", default=None, help="what the clip shows (optional for some tools)"
+    )
     generate.add_argument("--aspect", default=None, help="16:9 (default), 9:16, 1:1, 4:5, ...")
     generate.add_argument("--duration", type=int, default=None, choices=(5, 10))
     generate.add_argument("--resolution", default=None, choices=("720p", "1080p"))
@@ -60,7 +63,31 @@ def _parser() -> argparse.ArgumentParser:
         "--image",
         default=None,
         metavar="FILE_OR_URL",
-        help="first frame (image-to-video): an https:// URL, or a PNG/JPEG/WebP file up to 10 MB",
+        help="first frame (image-to-video): an https:// URL, or a PNG/JPEG/WebP file up to 10 MB;"
+        " with --effect, --add-to or --swap-in the tool's image",
+    )
+    tools = generate.add_argument_group("Pika tools (where the provider sells them: fal)")
+    one = tools.add_mutually_exclusive_group()
+    one.add_argument("--effect", metavar="NAME", help="Pikaffects on --image: Melt, Squish, ...")
+    one.add_argument(
+        "--add-to", metavar="VIDEO", help="Pikadditions: add --image into VIDEO (file or URL)"
+    )
+    one.add_argument(
+        "--swap-in", metavar="VIDEO", help="Pikaswaps: replace --region in VIDEO (file or URL)"
+    )
+    one.add_argument(
+        "--frames", nargs="+", metavar="IMG", help="Pikaframes: 2 to 5 keyframes (files or URLs)"
+    )
+    tools.add_argument("--region", help="with --swap-in: what to replace, e.g. 'the red car'")
+    tools.add_argument(
+        "--transition",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="with --frames: a prompt for the next transition (repeat, in order)",
+    )
+    tools.add_argument(
+        "--durations", metavar="SECONDS", help="with --frames: each transition's seconds, '5 3'"
     )
     cli_quota.add_parser(commands)
     migrate = commands.add_parser(
@@ -266,8 +293,13 @@ async def _create(
     from bot.requests import RequestOptions, build_request
     from bot.terminal import OUT
 
+    tool = _tool_of(args)
+    if tool is not None:
+        request = await _tool_request(services, settings, args, tool)
+        extra = {TERMINAL_LEASE: lease.token, OUT: str(args.out)}
+        return await services.jobs.create(request, Origin.terminal(), extra=extra)
     options = RequestOptions(
-        prompt=args.prompt,
+        prompt=args.prompt or "",
         negative_prompt=args.negative,
         aspect=args.aspect,
         duration=args.duration,
@@ -290,6 +322,86 @@ async def _create(
     request = build_request(options, default_model=settings.default_model)
     extra = {TERMINAL_LEASE: lease.token, OUT: str(args.out)}
     return await services.jobs.create(request, Origin.terminal(), extra=extra)
+
+
+def _tool_of(args: argparse.Namespace) -> Tool | None:
+    """The Pika tool the flags ask for, if any."""
+    from bot.tools import Tool
+
+    if args.effect is not None:
+        return Tool.PIKAFFECTS
+    if args.add_to is not None:
+        return Tool.PIKADDITIONS
+    if args.swap_in is not None:
+        return Tool.PIKASWAPS
+    if args.frames is not None:
+        return Tool.PIKAFRAMES
+    return None
+
+
+async def _tool_request(
+    services: Services, settings: Settings, args: argparse.Namespace, tool: Tool
+) -> GenerationRequest:
+    """A Pika tool's request from the flags: the provider must sell it, local images are sent
+    inline (where the provider takes data URIs), a video URL is probed by its first bytes."""
+    from bot.images import image_input
+    from bot.jobs import RequestRefused
+    from bot.tool_requests import SourceVideo, ToolOptions, build_tool_request
+    from bot.tools import Tool
+    from bot.videos import check_remote_video, video_input
+
+    provider = settings.provider.value
+    capabilities = services.provider.capabilities
+    if tool not in capabilities.tools:
+        raise RequestRefused(
+            f"PIKA_PROVIDER={provider} does not offer {tool.label}: use a provider that does (fal)."
+        )
+    unused = [
+        flag
+        for flag, value in (("--aspect", args.aspect), ("--duration", args.duration))
+        if value is not None
+    ]
+    if args.model is not None:
+        unused.append("--model")
+    if args.resolution is not None and tool is not Tool.PIKAFRAMES:
+        unused.append("--resolution")
+    if args.region is not None and tool is not Tool.PIKASWAPS:
+        unused.append("--region")
+    if (args.transition or args.durations) and tool is not Tool.PIKAFRAMES:
+        unused.append("--transition/--durations")
+    if args.image is not None and tool is Tool.PIKAFRAMES:
+        unused.append("--image (give the keyframes to --frames)")
+    if unused:
+        raise RequestRefused(f"{tool.label} has no {', '.join(unused)}: leave them out.")
+    given = list(args.frames) if tool is Tool.PIKAFRAMES else [args.image] if args.image else []
+    images = [
+        image_input(value, data_uri_ok=capabilities.data_uri_images, provider=provider)
+        for value in given
+    ]
+    video = None
+    source = args.add_to if tool is Tool.PIKADDITIONS else args.swap_in
+    if source is not None:
+        found = video_input(source, data_uri_ok=capabilities.data_uri_images, provider=provider)
+        if isinstance(found, str):
+            video = SourceVideo(found, Path(source).name)
+        else:
+            video = SourceVideo(await check_remote_video(services.session, found), found.name)
+    return build_tool_request(
+        ToolOptions(
+            tool,
+            prompt=args.prompt,
+            negative_prompt=args.negative,
+            seed=args.seed,
+            effect=args.effect,
+            region=args.region,
+            video=video,
+            image_urls=tuple(images),
+            image_names=tuple(Path(value.split("?", 1)[0]).name for value in given),
+            transition_prompts=tuple(args.transition or ()),
+            durations=args.durations,
+            resolution=args.resolution,
+        )
+    )
 
 
 async def _stopped(services: Services, job_id: int) -> str:

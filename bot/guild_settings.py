@@ -22,6 +22,7 @@ from bot.policy import GuildPolicy, RoleRule
 from bot.reruns import RerunsBy
 from bot.storage.base import NewGuild, UnitOfWork
 from bot.storage.records import GUILD_COLUMNS, AuditEntry, GuildLists, GuildRow, RoleKind
+from bot.tools import Pikaffect
 
 __all__ = [
     "OPERATOR_ID",
@@ -113,6 +114,10 @@ def compose_policy(row: GuildRow, lists: GuildLists, defaults: GuildDefaults) ->
             RoleRule(r.role_id, exempt=r.kind is RoleKind.EXEMPT, cap=r.cap)
             for r in sorted(lists.roles, key=lambda r: r.role_id)
         ),
+        # An effect name this version does not know (fal dropped it) simply stays off.
+        disabled_effects=frozenset(
+            Pikaffect(name) for name in lists.disabled_effects if name in set(Pikaffect)
+        ),
     )
 
 
@@ -194,6 +199,17 @@ class GuildSettings:
         if changed:
             action = "block" if blocked else "unblock"
             await self.audit(uow, guild_id, actor_id, action, None, pattern)
+        return changed
+
+    async def set_effect(
+        self, uow: UnitOfWork, guild_id: int, actor_id: int, effect: Pikaffect, *, enabled: bool
+    ) -> bool:
+        """Turn a Pikaffect back on for the guild or off; False if nothing changed."""
+        await self.row(uow, guild_id)
+        changed = await uow.guilds.set_effect_disabled(guild_id, effect.value, disabled=not enabled)
+        if changed:
+            action = "enable effect" if enabled else "disable effect"
+            await self.audit(uow, guild_id, actor_id, action, None, effect.value)
         return changed
 
     async def set_role(

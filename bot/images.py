@@ -25,6 +25,7 @@ import aiohttp
 import structlog
 
 from bot.jobs import RequestRefused
+from bot.probe import Head, ProbeFailed, read_head
 
 log = structlog.get_logger(__name__)
 
@@ -100,11 +101,12 @@ def image_input(value: str, *, data_uri_ok: bool, provider: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RemoteImage:
-    """An image a provider will download: its name as the member sees it, URL and size."""
+    """An image a provider will download: its name as the member sees it, URL and size
+    (None: not known before it is read, like a URL a member typed)."""
 
     name: str
     url: str
-    size: int
+    size: int | None
 
 
 async def check_remote_images(
@@ -128,9 +130,11 @@ async def check_remote_images(
     for image, head in zip(images, heads, strict=True):
         if isinstance(head, ImageRefused):
             raise head
-        if not head:
+        if image.size is None and head.total is not None:
+            _check_size(RemoteImage(image.name, image.url, head.total))
+        if not head.data:
             raise ImageRefused(f"`{image.name}` is empty: send a PNG, JPEG or WebP image.")
-        if image_type(head[:12]) is None:
+        if image_type(head.data[:12]) is None:
             raise ImageRefused(
                 f"`{image.name}` is not a PNG, JPEG or WebP image (whatever its name says):"
                 " send one of those."
@@ -139,6 +143,8 @@ async def check_remote_images(
 
 
 def _check_size(image: RemoteImage) -> None:
+    if image.size is None:
+        return
     if image.size == 0:
         raise ImageRefused(f"`{image.name}` is empty: send a PNG, JPEG or WebP image.")
     if image.size > MAX_IMAGE_BYTES:
@@ -148,29 +154,17 @@ def _check_size(image: RemoteImage) -> None:
         )
 
 
-async def _head(session: aiohttp.ClientSession, image: RemoteImage) -> bytes | ImageRefused:
+async def _head(session: aiohttp.ClientSession, image: RemoteImage) -> Head | ImageRefused:
     """The first :data:`HEAD_BYTES` of ``image`` (fewer if it is shorter), or why not.
 
     The refusal is returned, not raised, so that one failed download does not leave the
     others of the same command running unawaited.
     """
     try:
-        async with session.get(
-            image.url, headers={"Range": f"bytes=0-{HEAD_BYTES - 1}"}
-        ) as response:
-            if response.status not in (200, 206):
-                log.warning("image.probe_refused", status=response.status)
-                return ImageRefused(
-                    f"I could not open `{image.name}` on Discord; please attach it again."
-                )
-            head = b""
-            while len(head) < HEAD_BYTES:
-                chunk = await response.content.read(HEAD_BYTES - len(head))
-                if not chunk:
-                    break
-                head += chunk
-            return head
-    except aiohttp.ClientError as exc:
+        return await read_head(session, image.url, HEAD_BYTES)
+    except ProbeFailed as failed:
         # The URL is signed: log only the kind of failure, never the URL.
-        log.warning("image.probe_failed", error=type(exc).__name__)
-        return ImageRefused(f"I could not open `{image.name}` on Discord; please try again.")
+        log.warning("image.probe_refused", status=failed.status)
+        if failed.status is None:
+            return ImageRefused(f"I could not open `{image.name}`; please try again.")
+        return ImageRefused(f"I could not open `{image.name}`; please attach it again.")

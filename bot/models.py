@@ -8,9 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.text import clean_text, is_visible
+from bot.tools import ToolInputs
 
 PROMPT_MAX_CHARS = 1000
 """Pika's gateways accept long prompts, but an embed field holds 1024 characters."""
@@ -69,11 +70,17 @@ def random_seed() -> int:
 
 
 class GenerationRequest(BaseModel):
-    """Everything a provider needs to make one clip. Immutable and JSON-serialisable."""
+    """Everything a provider needs to make one clip. Immutable and JSON-serialisable.
+
+    ``tool`` is set for Pika's tools (Pikaffects, Pikadditions, Pikaswaps, Pikaframes, see
+    :mod:`bot.tools`): their images are ``image_urls``, their own inputs are in ``tool``, and
+    their prompt may be empty where the tool makes it optional. Model, mode, aspect and
+    duration are then unused (Pikaframes uses the resolution).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
+    prompt: str = Field(max_length=PROMPT_MAX_CHARS)
     negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX_CHARS)
     aspect: AspectRatio = AspectRatio.WIDE
     duration: Duration = 5
@@ -83,14 +90,29 @@ class GenerationRequest(BaseModel):
     mode: Mode = Mode.TEXT
     image_urls: tuple[str, ...] = ()
     ingredients_mode: Literal["creative", "precise"] | None = None
+    tool: ToolInputs | None = None
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
+    def _clean_prompt(cls, value: str) -> str:
         value = clean_text(value)
-        if not is_visible(value):
-            raise ValueError("the prompt is empty")
-        return value
+        return value if is_visible(value) else ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> GenerationRequest:
+        if self.tool is None:
+            if not self.prompt:
+                raise ValueError("the prompt is empty")
+            return self
+        problem = self.tool.problem(images=len(self.image_urls), prompt=self.prompt)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def texts(self) -> list[str]:
+        """Everything the member typed that the provider sees (for the server's blocklist)."""
+        typed = [self.prompt, self.negative_prompt or ""]
+        return typed + (self.tool.texts() if self.tool is not None else [])
 
     @field_validator("negative_prompt")
     @classmethod

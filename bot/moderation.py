@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Generic, TypeVar
@@ -38,6 +38,7 @@ from bot.quotas import Balance, LedgerEntry, MemberSpend, Quotas
 from bot.reruns import RerunsBy
 from bot.storage.base import Storage, UnitOfWork
 from bot.storage.records import LedgerKind
+from bot.tools import Pikaffect, find_effect
 
 T = TypeVar("T")
 
@@ -72,12 +73,14 @@ class Overview:
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
-    """Who spent what this period, and the latest jobs (``/quota usage``)."""
+    """Who spent what this period, the latest jobs, and the Pika tools used this month
+    (``/quota usage``)."""
 
     period_key: str
     members: list[MemberSpend]
     recent: list[Job]
     usd_this_month: Decimal
+    tools_this_month: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,8 @@ class Moderation:
             jobs = await uow.jobs.recent(guild_id, None, recent)
             start, end = month_bounds(self._quotas.clock())
             usd = await self._quotas.usd_spent(uow, start, end, guild_id=guild_id)
-        return UsageReport(balance.period_key, members, jobs, usd)
+            tools = await uow.jobs.tool_counts(guild_id, start, end)
+        return UsageReport(balance.period_key, members, jobs, usd, tools)
 
     async def ledger(
         self, guild_id: int, page: int = 1, per_page: int = PER_PAGE
@@ -342,6 +346,18 @@ class Moderation:
             )
             if not changed and not blocked:
                 raise ModerationError("that entry is not on the blocklist")
+            return await self._guilds.load(uow, guild_id)
+
+    async def effect(
+        self, guild_id: int, actor_id: int, effect: str, *, enabled: bool
+    ) -> GuildPolicy:
+        """Turn one Pikaffect off on the server (members who pick it are told so) or back on."""
+        found = find_effect(effect)
+        if found is None:
+            names = ", ".join(e.value for e in Pikaffect)
+            raise ModerationError(f"{effect!r} is not a Pikaffect (they are {names})")
+        async with self._unit(guild_id) as uow:
+            await self._guilds.set_effect(uow, guild_id, actor_id, found, enabled=enabled)
             return await self._guilds.load(uow, guild_id)
 
     async def standing(self, member: MemberContext) -> MemberStanding:

@@ -8,9 +8,10 @@ that reserves the credits, so neither the rules nor the caps can be raced.
 
 The order, first refusal wins:
 
-1. channel allow-list  2. NSFW-only  3. required role  4. blocklist (a generic message that
-never names the word)  5. member limits: jobs running at once, cooldown, member cap
-6. USD caps: the guild's per month, then the whole bot's per month.
+1. channel allow-list  2. NSFW-only  3. required role  3b. a Pikaffect the moderators turned
+off  4. blocklist on everything typed (a generic message that never names the word)
+5. member limits: jobs running at once, cooldown, member cap  6. USD caps: the guild's per
+month, then the whole bot's per month.
 
 Moderators (Manage Server) and members with an exempt role skip the required role and the
 member limits (5); nobody skips the channel, NSFW, blocklist or money rules.
@@ -29,6 +30,7 @@ from bot.config import Period
 from bot.periods import zone
 from bot.refusals import RequestRefused
 from bot.reruns import RerunsBy
+from bot.tools import Pikaffect, ToolInputs
 
 REGEX_PREFIX = "re:"
 """A blocklist entry starting with this is a regular expression; others are words."""
@@ -64,6 +66,7 @@ class GuildPolicy:
     channels: frozenset[int] = frozenset()
     blocklist: tuple[str, ...] = ()
     roles: tuple[RoleRule, ...] = ()
+    disabled_effects: frozenset[Pikaffect] = frozenset()
 
     @property
     def tz(self) -> tzinfo:
@@ -147,6 +150,17 @@ class RerunNotAllowed(RequestRefused):
         super().__init__(
             "On this server only the member who made a video, or a moderator, can rerun it."
             " Make your own with /pika!"
+        )
+
+
+class EffectDisabled(RequestRefused):
+    """The moderators turned this Pikaffect off on the server."""
+
+    def __init__(self, effect: Pikaffect, left: Iterable[Pikaffect]) -> None:
+        others = ", ".join(e.value for e in left)
+        super().__init__(
+            f"The {effect.value} effect is turned off on this server."
+            + (f" Try another: {others}." if others else "")
         )
 
 
@@ -255,8 +269,11 @@ def check_member(
     usage: MemberUsage,
     cost: int,
     now: datetime,
+    *,
+    tool: ToolInputs | None = None,
 ) -> None:
-    """Rules 1-5: where, who, what, and how much this member may ask for now."""
+    """Rules 1-5: where, who, what, and how much this member may ask for now. ``texts``:
+    everything the member typed; ``tool``: the Pika tool asked for, if any."""
     if policy.channels and member.channel_id not in policy.channels:
         raise ChannelNotAllowed(policy.channels)
     if policy.nsfw_only and not member.channel_nsfw:
@@ -267,6 +284,9 @@ def check_member(
         and policy.required_role_id not in member.role_ids
     ):
         raise RoleRequired(policy.required_role_id)
+    if tool is not None and tool.effect is not None and tool.effect in policy.disabled_effects:
+        left = [e for e in Pikaffect if e not in policy.disabled_effects]
+        raise EffectDisabled(tool.effect, left)
     if blocked(policy.blocklist, texts):
         raise PromptBlocked()
     if (

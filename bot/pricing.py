@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.models import GenerationRequest, Mode, PikaModel, Resolution
+from bot.tools import Tool, ToolPrice
 
 PriceKey = tuple[PikaModel, Resolution, int]
 
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
-    """USD per clip by model, resolution and duration; modes priced alike unless listed."""
+    """USD per clip by model, resolution and duration; modes priced alike unless listed.
+
+    ``tools``: each Pika tool the provider sells, with its price rule (:mod:`bot.tools`).
+    """
 
     usd: Mapping[PriceKey, Decimal]
     scenes_usd: Mapping[PriceKey, Decimal] | None = None
+    tools: Mapping[Tool, ToolPrice] = field(default_factory=dict)
 
     def usd_for(self, request: GenerationRequest) -> Decimal | None:
         """The provider's price for this request, or None when it has no such product."""
+        if request.tool is not None:
+            rule = self.tools.get(request.tool.kind)
+            return None if rule is None else rule.price(request.tool, request.resolution.value)
         key = (request.model, request.resolution, request.duration)
         if request.mode is Mode.SCENES and self.scenes_usd is not None:
             return self.scenes_usd.get(key)
@@ -47,6 +55,8 @@ class Unpriced(LookupError):
 def quote(table: PriceTable, request: GenerationRequest, credits_per_usd: int) -> Quote:
     """Price ``request``; credits are rounded up so the ledger never under-counts spend."""
     usd = table.usd_for(request)
+    if usd is None and request.tool is not None:
+        raise Unpriced(f"no price for {request.tool.kind.label} at {request.resolution}")
     if usd is None:
         raise Unpriced(
             f"no price for {request.model.label} {request.resolution} {request.duration}s"

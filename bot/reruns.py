@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.models import GenerationRequest, Resolution, random_seed
+from bot.tools import Tool
 
 
 class RerunsBy(StrEnum):
@@ -36,12 +37,22 @@ def rerun_request(request: GenerationRequest, variant: Variant) -> GenerationReq
         case Variant.FULL_HD:
             return request.model_copy(update={"resolution": Resolution.FULL_HD})
         case Variant.LONGER:
+            if request.tool is not None:  # no tool has the setting: a button never offers it
+                return request.model_copy(update={"seed": random_seed()})
             return request.model_copy(update={"duration": 10})
 
 
 def offered_variants(request: GenerationRequest) -> list[Variant]:
-    """The variants worth offering for a finished clip (no 1080p button on a 1080p clip)."""
+    """The variants worth offering for a finished clip (no 1080p button on a 1080p clip).
+
+    A Pika tool's clip is rerun on the same inputs with a new seed; only Pikaframes has a
+    resolution to raise, and no tool has a 10-second setting (a Pikaframes video's length is
+    its transitions')."""
     variants = [Variant.NEW_SEED]
+    if request.tool is not None:
+        if request.tool.kind is Tool.PIKAFRAMES and request.resolution is not Resolution.FULL_HD:
+            variants.append(Variant.FULL_HD)
+        return variants
     if request.resolution is not Resolution.FULL_HD:
         variants.append(Variant.FULL_HD)
     if request.duration != 10:

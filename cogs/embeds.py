@@ -9,6 +9,7 @@ import discord
 from bot.models import Job, JobState, Progress
 from bot.moderation import MemberStanding
 from bot.quotas import Balance
+from bot.tools import Tool
 
 COLOUR_WORKING = discord.Colour.blurple()
 COLOUR_DONE = discord.Colour.green()
@@ -38,13 +39,70 @@ def _ts(when: datetime, style: str = "R") -> str:
 def options_line(job: Job) -> str:
     """The request's settings in one line."""
     r = job.request
+    tool = r.tool
+    if tool is not None:
+        parts = [tool.kind.label]
+        if tool.effect is not None:
+            parts.append(tool.effect.value)
+        if tool.kind is Tool.PIKAFRAMES:
+            count = len(r.image_urls)
+            parts += [f"{count} keyframes", f"{tool.seconds()}s", r.resolution.value]
+        return " · ".join([*parts, f"seed {r.seed}"])
     return (
         f"{r.model.label} · {r.aspect.value} · {r.duration}s · {r.resolution.value} · seed {r.seed}"
     )
 
 
+def _name(text: str) -> str:
+    """A file name shown as code, safe in markdown and short."""
+    return "`" + _clip(text.replace("`", "'"), 60) + "`"
+
+
+def made_from(job: Job) -> str | None:
+    """Which tool made the clip from which inputs, linking the source video's message."""
+    r = job.request
+    tool = r.tool
+    if tool is None:
+        return None
+    names = [_name(n) for n in tool.image_names] or ["the image"] * len(r.image_urls)
+    video = _name(tool.video_name or "the video")
+    if tool.video_message_url:
+        video = f"[{tool.video_name or 'this video'}]({tool.video_message_url})"
+    match tool.kind:
+        case Tool.PIKAFFECTS:
+            effect = tool.effect.value if tool.effect else "?"
+            return f"Pikaffects **{effect}** on {names[0]}"
+        case Tool.PIKADDITIONS:
+            return f"Pikadditions: {names[0]} added to {video}"
+        case Tool.PIKASWAPS:
+            region = _clip((tool.region or "").replace("*", ""), 200)
+            what = names[0] if names else "the prompt"
+            return f"Pikaswaps: *{region}* in {video} swapped for {what}"
+        case Tool.PIKAFRAMES:
+            lines = ["Pikaframes: " + " → ".join(names)]
+            for index, transition in enumerate(tool.transitions, start=1):
+                if transition.prompt:
+                    step = f"{index}→{index + 1} ({transition.seconds} s)"
+                    lines.append(f"{step}: {transition.prompt}")
+            return _clip("\n".join(lines), 1024)
+
+
+def headline(job: Job) -> str:
+    """The clip's prompt, or for a tool used without one, what made it."""
+    if job.request.prompt:
+        return job.request.prompt
+    tool = job.request.tool
+    if tool is None:  # pragma: no cover - a request without a tool always has a prompt
+        return ""
+    return f"{tool.kind.label} {tool.effect.value}" if tool.effect else tool.kind.label
+
+
 def _request_fields(embed: discord.Embed, job: Job) -> None:
-    embed.add_field(name="Prompt", value=_clip(job.request.prompt, 1024), inline=False)
+    if job.request.prompt:
+        embed.add_field(name="Prompt", value=_clip(job.request.prompt, 1024), inline=False)
+    made = made_from(job)
+    if made:
+        embed.add_field(name="Made from", value=made, inline=False)
     if job.request.negative_prompt:
         embed.add_field(
             name="Negative prompt", value=_clip(job.request.negative_prompt, 1024), inline=False
@@ -101,11 +159,14 @@ def done_embed(job: Job, jump_url: str | None) -> discord.Embed:
 def result_embed(job: Job, *, took_seconds: float, note: str | None = None) -> discord.Embed:
     """The message that carries (or links) the video."""
     embed = discord.Embed(
-        description=note if note else _clip(job.request.prompt, 4000),
+        description=note if note else _clip(headline(job), 4000),
         colour=COLOUR_DONE,
     )
-    if note:
+    if note and job.request.prompt:
         embed.add_field(name="Prompt", value=_clip(job.request.prompt, 1024), inline=False)
+    made = made_from(job)
+    if made:
+        embed.add_field(name="Made from", value=made, inline=False)
     embed.add_field(name="Settings", value=options_line(job), inline=False)
     embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
     embed.add_field(name="Took", value=f"{took_seconds:.0f} s", inline=True)

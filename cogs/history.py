@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import Job, JobState
-from cogs.embeds import COLOUR_WORKING
+from cogs.embeds import COLOUR_WORKING, headline
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -25,7 +25,8 @@ def history_line(job: Job) -> str:
     """One job as a line: icon, link, prompt, cost, when."""
     icon = STATE_ICONS.get(job.state, "⏳")
     message_id = job.result_message_id or job.status_message_id
-    prompt = job.request.prompt if len(job.request.prompt) <= 60 else job.request.prompt[:59] + "…"
+    text = headline(job)
+    prompt = text if len(text) <= 60 else text[:59] + "…"
     title = f"job {job.id}"
     if message_id:
         url = f"https://discord.com/channels/{job.origin.guild_id}/{job.origin.channel_id}/{message_id}"

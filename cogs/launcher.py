@@ -1,4 +1,5 @@
-"""Starting a job from Discord: ``/pika``, ``/pika-scenes``, rerun buttons and 🔁 reactions.
+"""Starting a job from Discord: ``/pika``, ``/pika-scenes``, the Pika tools (slash commands,
+context menus and their modals), rerun buttons and 🔁 reactions.
 
 Every entry point goes through here, so each one answers the member the same way: a private
 refusal that costs nothing, or a private acknowledgement with the cost, then one public status
@@ -19,7 +20,10 @@ from bot.images import RemoteImage, check_remote_images
 from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
+from bot.probe import public_url_problem
 from bot.requests import RequestOptions, prepare_request
+from bot.tool_requests import SourceVideo, ToolOptions, build_tool_request
+from bot.videos import RemoteVideo, check_remote_video
 from cogs.answers_first import FIRST_ANSWERS
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
@@ -49,6 +53,18 @@ def missing_permissions(granted: discord.Permissions) -> list[str]:
         for name, needed in REQUIRED_CHANNEL_PERMISSIONS
         if needed and not getattr(granted, name)
     ]
+
+
+def permissions_refusal(granted: discord.Permissions) -> str | None:
+    """What the member is told when the bot cannot post videos in the channel; None if it can."""
+    missing = missing_permissions(granted)
+    if not missing:
+        return None
+    return (
+        "I can't post videos in this channel: I'm missing the "
+        + ", ".join(missing)
+        + " permission. Ask a moderator to grant it, or use another channel."
+    )
 
 
 def remote_images(attachments: Sequence[discord.Attachment]) -> list[RemoteImage]:
@@ -119,14 +135,9 @@ class JobLauncher:
         was read) are added to the private acknowledgement. The interaction is deferred before
         the reserving write, so Discord's 3 s window never waits for the database.
         """
-        missing = missing_permissions(interaction.app_permissions)
-        if missing:
-            await answer_privately(
-                interaction,
-                "I can't post videos in this channel: I'm missing the "
-                + ", ".join(missing)
-                + " permission. Ask a moderator to grant it, or use another channel.",
-            )
+        refusal = permissions_refusal(interaction.app_permissions)
+        if refusal is not None:
+            await answer_privately(interaction, refusal)
             return None
         extra = rerun_extra(rerun_of, self.bot) if rerun_of else {}
         extra["upload_limit"] = str(interaction.filesize_limit)
@@ -184,6 +195,50 @@ class JobLauncher:
                 await answer_privately(interaction, refused.user_message)
                 return None
         return await self.from_interaction(interaction, prepared.request, notes=prepared.notes)
+
+    async def from_tool(
+        self,
+        interaction: discord.Interaction,
+        options: ToolOptions,
+        *,
+        images: Sequence[RemoteImage] = (),
+        video: RemoteVideo | None = None,
+        video_message_url: str | None = None,
+    ) -> Job | None:
+        """A Pika tool's job: the request is built and refused at once if malformed; then,
+        deferred, the inputs are checked over the network (a typed image URL must lead to the
+        public internet, images and the video are sniffed by their first bytes) before
+        anything is reserved. Slash commands, context menus and modals all come through here.
+
+        An image whose size is unknown (``RemoteImage.size`` None) was typed by the member.
+        """
+        source = SourceVideo(video.url, video.name, video_message_url) if video else None
+        try:
+            request = build_tool_request(
+                dataclasses.replace(
+                    options,
+                    image_urls=tuple(i.url for i in images),
+                    image_names=tuple(i.name for i in images),
+                    video=source,
+                )
+            )
+        except RequestRefused as refused:
+            await answer_privately(interaction, refused.user_message)
+            return None
+        await defer_privately(interaction)
+        try:
+            for image in images:
+                problem = await public_url_problem(image.url) if image.size is None else None
+                if problem is not None:
+                    raise RequestRefused(problem)
+            if images:
+                await check_remote_images(self.services.session, images)
+            if video is not None:
+                await check_remote_video(self.services.session, video)
+        except RequestRefused as refused:
+            await answer_privately(interaction, refused.user_message)
+            return None
+        return await self.from_interaction(interaction, request)
 
     async def from_reaction(
         self, original: Job, *, user: discord.abc.User, request: GenerationRequest

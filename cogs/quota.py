@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.reruns import RerunsBy
+from bot.tools import Pikaffect, Tool
 from cogs.quota_embeds import audit_embed, ledger_embed, overview_embed, rules_lines, usage_embed
 
 if TYPE_CHECKING:
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
 PERIODS = [app_commands.Choice(name=p, value=p) for p in ("daily", "weekly", "monthly")]
 CHANNEL_ACTIONS = [app_commands.Choice(name=a, value=a) for a in ("add", "remove", "clear", "list")]
 BLOCK_ACTIONS = [app_commands.Choice(name=a, value=a) for a in ("add", "remove", "list")]
+EFFECT_ACTIONS = [
+    app_commands.Choice(name="turn off", value="off"),
+    app_commands.Choice(name="turn on", value="on"),
+    app_commands.Choice(name="list", value="list"),
+]
+EFFECTS = [app_commands.Choice(name=e.value, value=e.value) for e in Pikaffect]
 ENTRIES = [
     app_commands.Choice(name="credit movements", value="credits"),
     app_commands.Choice(name="rule changes", value="rules"),
@@ -46,6 +53,11 @@ class QuotaCog(commands.GroupCog, group_name="quota", group_description="Video c
         self.services = bot.services
         self.moderation = bot.services.moderation
         super().__init__()
+        if Tool.PIKAFFECTS not in bot.services.provider.capabilities.tools:
+            # Like /pikaffect itself, its switch exists only where the provider sells it.
+            group = self.app_command
+            assert group is not None  # a GroupCog always has its group
+            group.remove_command("effects")
 
     @staticmethod
     def _guild(interaction: discord.Interaction) -> int:
@@ -255,6 +267,31 @@ class QuotaCog(commands.GroupCog, group_name="quota", group_description="Video c
             self._guild(interaction), interaction.user.id, RerunsBy(who.value)
         )
         await self._rules(interaction, "Saved.")
+
+    @app_commands.command(name="effects", description="Turn single Pikaffects off or on here")
+    @app_commands.describe(action="turn off, turn on, or list", effect="The Pikaffect")
+    @app_commands.choices(action=EFFECT_ACTIONS, effect=EFFECTS)
+    @moderators_only
+    async def effects(
+        self,
+        interaction: discord.Interaction,
+        action: app_commands.Choice[str],
+        effect: app_commands.Choice[str] | None = None,
+    ) -> None:
+        """Turn one Pikaffect off on this server (or back on); members who pick it are told."""
+        guild = self._guild(interaction)
+        if action.value == "list":
+            policy = (await self.moderation.show(guild)).policy
+        elif effect is None:
+            await _say(interaction, f"Name the effect to turn {action.value}.")
+            return
+        else:
+            policy = await self.moderation.effect(
+                guild, interaction.user.id, effect.value, enabled=action.value == "on"
+            )
+        off = sorted(e.value for e in policy.disabled_effects)
+        text = "Turned off here: " + ", ".join(off) if off else "Every Pikaffect is on here."
+        await _say(interaction, ("" if action.value == "list" else "Saved. ") + text)
 
     @app_commands.command(name="blocklist", description="Words or re: patterns refused in prompts")
     @app_commands.describe(

@@ -12,6 +12,7 @@ from bot.moderation import Overview, Page, UsageReport
 from bot.policy import GuildPolicy
 from bot.quotas import LedgerEntry
 from bot.reruns import RerunsBy
+from bot.tools import Tool
 
 COLOUR = discord.Colour.gold()
 
@@ -61,6 +62,9 @@ def rules_lines(policy: GuildPolicy) -> list[str]:
         else "Reruns: only each video's requester (and moderators)"
     )
     lines.append(f"Blocklist: {len(policy.blocklist)} entries")
+    if policy.disabled_effects:
+        off = ", ".join(sorted(e.value for e in policy.disabled_effects))
+        lines.append(f"Pikaffects turned off: {off}")
     return lines
 
 
@@ -108,6 +112,12 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     embed.add_field(
         name="Recent jobs", value=_clip("\n".join(jobs) or "None yet.", 1024), inline=False
     )
+    if report.tools_this_month:
+        used = ", ".join(
+            f"{Tool(name).label if name in set(Tool) else name} {count}"
+            for name, count in report.tools_this_month.items()
+        )
+        embed.add_field(name="Pika tools this month", value=_clip(used, 1024), inline=False)
     embed.set_footer(text=f"Provider spend this month: ${report.usd_this_month:.2f}")
     return embed
 

@@ -37,6 +37,29 @@ class RetryView(discord.ui.View):
         await interaction.response.edit_message(content=f"retried by {interaction.user.id}")
 
 
+class NoteModal(discord.ui.Modal):
+    """A modal with a label-wrapped text input and a file upload, as discord.py 2.7 builds it."""
+
+    def __init__(self, target: discord.Message, title: str = "Note on this message") -> None:
+        super().__init__(title=title, custom_id=f"note:{target.id}", timeout=60)
+        self.target = target
+        self.text: discord.ui.TextInput[NoteModal] = discord.ui.TextInput(
+            custom_id="text", max_length=20
+        )
+        self.file: discord.ui.FileUpload[NoteModal] = discord.ui.FileUpload(
+            custom_id="file", required=False, min_values=0, max_values=2
+        )
+        self.add_item(discord.ui.Label(text="Your note", component=self.text))
+        self.add_item(discord.ui.Label(text="A file", component=self.file))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        sizes = [len(await a.read()) for a in self.file.values]
+        names = [a.filename for a in self.target.attachments]
+        await interaction.response.send_message(
+            f"{self.text.value}|{sizes}|{names}|{self.target.content}", ephemeral=True
+        )
+
+
 class MiniBot(commands.Bot):
     """A tiny bot defined here (not the project's) to prove the double."""
 
@@ -90,7 +113,18 @@ class MiniBot(commands.Bot):
         async def status(interaction: discord.Interaction, job: int) -> None:
             await interaction.response.send_message(f"job {job} ok")
 
-        for cmd in (ping, make, late, render, video):
+        @app_commands.context_menu(name="Note")
+        async def note(interaction: discord.Interaction, message: discord.Message) -> None:
+            await interaction.response.send_modal(NoteModal(message))
+
+        @app_commands.context_menu(name="Bad note")
+        async def bad_note(interaction: discord.Interaction, message: discord.Message) -> None:
+            try:
+                await interaction.response.send_modal(NoteModal(message, title="x" * 46))
+            except discord.HTTPException as exc:
+                await interaction.response.send_message(f"refused {exc.code}", ephemeral=True)
+
+        for cmd in (ping, make, late, render, video, note, bad_note):
             self.tree.add_command(cmd, guild=discord.Object(GUILD_ID))
 
     async def setup_hook(self) -> None:
@@ -300,3 +334,39 @@ async def test_server_error_is_retried(env):
     posts = double.requests_to("POST", f"/channels/{CHANNEL_ID}/messages")
     assert [r.status for r in posts] == [500, 200]
     assert double.get_message(sent.id).content == "after a 500"
+
+
+async def test_message_context_menu_and_modal_round_trip(env):
+    """A message menu gets its target (with attachments); its modal's text and uploads come
+    back in the submission, the files readable from the double's CDN."""
+    double, _ = env
+    menus = [c for c in double.commands(GUILD_ID) if c.get("type") == 3]
+    assert {c["name"] for c in menus} == {"Note", "Bad note"}
+    target = await double.say("hello", files=[Upload("clip.mp4", b"\x00" * 30, "video/mp4")])
+    opened = await double.context_menu("Note", target.id)
+    modal = await opened.response(TIMEOUT)
+    assert modal.type == 9 and modal.data["title"] == "Note on this message"
+    assert [c["type"] for c in modal.data["components"]] == [18, 18]
+    with pytest.raises(ValueError, match="required"):
+        await double.submit_modal(opened, {})
+    with pytest.raises(LookupError, match="no input"):
+        await double.submit_modal(opened, {"text": "x", "colour": "red"})
+    with pytest.raises(ValueError, match="takes 0-2 files"):
+        await double.submit_modal(opened, {"text": "x", "file": [Upload("a", b"1")] * 3})
+    submitted = await double.submit_modal(
+        opened, {"text": "nice", "file": [Upload("a.bin", b"12345"), Upload("b.bin", b"12")]}
+    )
+    answer = await submitted.response(TIMEOUT)
+    assert answer.ephemeral
+    assert answer.data["content"] == "nice|[5, 2]|['clip.mp4']|hello"
+    with pytest.raises(LookupError, match="no message command"):
+        await double.context_menu("Missing", target.id)
+
+
+async def test_modal_discord_would_refuse_gets_50035(env):
+    """A modal whose title is over 45 characters is refused like Discord does (400, 50035)."""
+    double, _ = env
+    target = await double.say("hello")
+    opened = await double.context_menu("Bad note", target.id)
+    answer = await opened.response(TIMEOUT)
+    assert answer.data["content"] == "refused 50035"

@@ -155,8 +155,26 @@ def timings(fake: Any) -> str:
     )
 
 
+TOOL_COMMANDS = {"pikaffect", "pika-add", "pika-swap", "pika-frames"}
+TOOL_MENUS = {"Add to this video", "Swap in this video"}
+
+
+def registered_tools(discord: DiscordDouble) -> tuple[set[str], set[str], bool]:
+    """The Pika tools' slash commands and message menus synced, and whether /quota has
+    its effects switch."""
+    commands = discord.commands(GUILD_ID)
+    names = {c["name"] for c in commands if c.get("type", 1) == 1} & TOOL_COMMANDS
+    menus = {c["name"] for c in commands if c.get("type") == 3}
+    quota = next(c for c in commands if c["name"] == "quota")
+    return names, menus, "effects" in {o["name"] for o in quota["options"]}
+
+
 async def test_e2e_provider_pika_delivers_the_video_and_charges_once(world: World):
-    """/pika on each provider: the fake's exact bytes attached, one job, reserve + charge."""
+    """/pika on each provider: the fake's exact bytes attached, one job, reserve + charge.
+    Only a provider that sells Pika's tools (fal) has their commands registered."""
+    sells = world.setup.name == "fal"
+    expected = (TOOL_COMMANDS, TOOL_MENUS, True) if sells else (set(), set(), False)
+    assert registered_tools(world.discord) == expected
     cursor = world.discord.cursor()
     await pika(world, "a lighthouse in a storm")
     result = await world.discord.wait_for_message(

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from bot.models import AspectRatio, GenerationRequest, Mode, PikaModel, Resolution
 from bot.pricing import PriceTable
+from bot.tools import Tool
 
 
 class StatusKind(StrEnum):
@@ -80,9 +81,15 @@ class Capabilities:
     data_uri_images: bool = False
     """True where the provider's document says an image may be sent inline as a base64
     ``data:`` URI; elsewhere images must be URLs the provider can fetch."""
+    tools: frozenset[Tool] = frozenset()
+    """The Pika tools (:mod:`bot.tools`) the provider sells; their commands exist only here."""
+    tool_resolutions: Mapping[Tool, frozenset[Resolution]] = field(default_factory=dict)
+    """Resolutions a tool is offered in where it has the setting (Pikaframes)."""
 
     def unsupported(self, request: GenerationRequest) -> str | None:
         """A user-safe sentence naming what the request asks that this provider lacks."""
+        if request.tool is not None:
+            return self._tool_unsupported(request)
         if request.model not in self.models:
             return f"{request.model.label} is not available on this bot's video service."
         if request.mode not in self.modes:
@@ -101,6 +108,16 @@ class Capabilities:
             return f"The {request.aspect.value} aspect ratio is not available here."
         if len(request.image_urls) > max(self.max_images, 0) and request.mode is not Mode.TEXT:
             return f"At most {self.max_images} images are accepted here."
+        return None
+
+    def _tool_unsupported(self, request: GenerationRequest) -> str | None:
+        assert request.tool is not None
+        tool = request.tool.kind
+        if tool not in self.tools:
+            return f"This bot's video service does not offer {tool.label}."
+        resolutions = self.tool_resolutions.get(tool)
+        if resolutions is not None and request.resolution not in resolutions:
+            return f"{tool.label} is not available in {request.resolution.value} here."
         return None
 
 

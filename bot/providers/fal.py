@@ -62,6 +62,7 @@ from bot.providers.http import (
     read_json,
     with_retries,
 )
+from bot.tools import PerSecond, PerVideo, Tool
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,16 @@ ENDPOINTS: Mapping[tuple[PikaModel, Mode], str] = {
     (PikaModel.V2_TURBO, Mode.TEXT): "fal-ai/pika/v2/turbo/text-to-video",
     (PikaModel.V2_TURBO, Mode.IMAGE): "fal-ai/pika/v2/turbo/image-to-video",
 }
-"""fal endpoint id per (model, mode). Pikaframes is not offered (no matching mode)."""
+"""fal endpoint id per (model, mode)."""
+
+TOOL_ENDPOINTS: Mapping[Tool, str] = {
+    Tool.PIKAFFECTS: "fal-ai/pika/v1.5/pikaffects",
+    Tool.PIKADDITIONS: "fal-ai/pika/v2/pikadditions",
+    Tool.PIKASWAPS: "fal-ai/pika/v2/pikaswaps",
+    Tool.PIKAFRAMES: "fal-ai/pika/v2.2/pikaframes",
+}
+"""fal endpoint id per Pika tool (the platform notes; schemas in the seeds' fal document,
+"Other types", and fal's Pikaframes page)."""
 
 FAL_PRICES = PriceTable(
     # 2.2: $0.20 per 5-second 720p clip, from fal's Pika 2.2 page (seed document; $0.45 for
@@ -93,7 +103,22 @@ FAL_PRICES = PriceTable(
             PikaModel.V2_1: Decimal("0.40"),
             PikaModel.V2_TURBO: Decimal("0.20"),
         }
-    )
+    ),
+    tools={
+        # Pikaframes: fal's Pikaframes page: "$0.04 per second for 720p or $0.06 per second
+        # for 1080p, with a minimum of 5 billable seconds"; the length is the sum of the
+        # transitions (5 s each by default, 25 s at most).
+        Tool.PIKAFRAMES: PerSecond(
+            {"720p": Decimal("0.04"), "1080p": Decimal("0.06")}, min_seconds=5
+        ),
+        # Pikadditions: about $0.465 per video, the public figure for fal's Pikadditions.
+        Tool.PIKADDITIONS: PerVideo(Decimal("0.465")),
+        # Pikaffects and Pikaswaps: no public per-video figure was found. Choice: $0.50 each,
+        # above the dearest per-video Pika tool price seen (Pikadditions, $0.465), so the
+        # ledger never counts less than fal bills until their pages give a figure.
+        Tool.PIKAFFECTS: PerVideo(Decimal("0.50")),
+        Tool.PIKASWAPS: PerVideo(Decimal("0.50")),
+    },
 )
 
 KEY_CHECK_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
@@ -115,6 +140,8 @@ FAL_CAPABILITIES = Capabilities(
     can_cancel=True,
     # fal's "Files" section: an image input takes a public URL or a base64 data URI.
     data_uri_images=True,
+    tools=frozenset(TOOL_ENDPOINTS),
+    tool_resolutions={Tool.PIKAFRAMES: frozenset(Resolution)},
 )
 
 RESULT_RETRY_STATUSES = frozenset({502, 503, 504})
@@ -134,6 +161,11 @@ _FIELD_LABELS: Mapping[str, str] = {
     "image_url": "image",
     "images": "images",
     "ingredients_mode": "ingredients mode",
+    "image_urls": "keyframe images",
+    "transitions": "transitions",
+    "pikaffect": "effect",
+    "video_url": "video",
+    "modify_region": "region",
 }
 """Fields we send, as members know them. Only these names ever reach a user message: fal's
 validation ``msg`` texts and unknown field names stay in the log."""
@@ -452,6 +484,8 @@ class FalProvider:
 
 def endpoint_for(request: GenerationRequest) -> str:
     """fal's endpoint id for ``request``; RejectedInput when fal has no such product."""
+    if request.tool is not None:
+        return TOOL_ENDPOINTS[request.tool.kind]
     if request.mode is Mode.SCENES and request.model is not PikaModel.V2_2:
         raise RejectedInput(
             f"fal: scenes requested on {request.model.value}",
@@ -470,6 +504,8 @@ def endpoint_for(request: GenerationRequest) -> str:
 
 def request_body(request: GenerationRequest) -> dict[str, Any]:
     """The JSON input for ``request``, with exactly the fields fal's schema names."""
+    if request.tool is not None:
+        return tool_body(request)
     body: dict[str, Any] = {"prompt": request.prompt}
     if request.negative_prompt is not None:
         # Omitted when None: fal's default negative prompt then applies.
@@ -487,6 +523,41 @@ def request_body(request: GenerationRequest) -> dict[str, Any]:
         if request.ingredients_mode is not None:
             # Omitted when None: fal's default ("creative") then applies.
             body["ingredients_mode"] = request.ingredients_mode
+    return body
+
+
+def tool_body(request: GenerationRequest) -> dict[str, Any]:
+    """The JSON input of a Pika tool (fal's Pikaffects, Pikadditions, Pikaswaps and
+    Pikaframes request schemas). Optional fields are left out when empty, so fal's defaults
+    apply; the seed is always sent so a clip can be made again."""
+    tool = request.tool
+    assert tool is not None
+    body: dict[str, Any] = {}
+    match tool.kind:
+        case Tool.PIKAFFECTS:
+            assert tool.effect is not None
+            body["image_url"] = request.image_urls[0]
+            body["pikaffect"] = tool.effect.value
+        case Tool.PIKADDITIONS:
+            body["video_url"] = tool.video_url
+            body["image_url"] = request.image_urls[0]
+        case Tool.PIKASWAPS:
+            body["video_url"] = tool.video_url
+            body["modify_region"] = tool.region
+            if request.image_urls:
+                body["image_url"] = request.image_urls[0]
+        case Tool.PIKAFRAMES:
+            body["image_urls"] = list(request.image_urls)
+            body["transitions"] = [
+                {"duration": t.seconds, **({"prompt": t.prompt} if t.prompt else {})}
+                for t in tool.transitions
+            ]
+            body["resolution"] = request.resolution.value
+    if request.prompt:
+        body["prompt"] = request.prompt
+    if request.negative_prompt is not None:
+        body["negative_prompt"] = request.negative_prompt
+    body["seed"] = request.seed
     return body
 
 

@@ -123,7 +123,8 @@ class GuildRepo(Protocol):
         ...
 
     async def lists(self, guild_id: int) -> GuildLists:
-        """The guild's role rules (by role id), allowed channels and blocklist (sorted)."""
+        """The guild's role rules (by role id), allowed channels, blocklist and disabled
+        Pikaffects (sorted)."""
         ...
 
     async def update(self, guild_id: int, changes: Mapping[str, object], now: datetime) -> None:
@@ -140,6 +141,10 @@ class GuildRepo(Protocol):
 
     async def set_blocked(self, guild_id: int, pattern: str, *, blocked: bool) -> bool:
         """Add a blocklist entry or remove it; False if it already was so."""
+        ...
+
+    async def set_effect_disabled(self, guild_id: int, effect: str, *, disabled: bool) -> bool:
+        """Turn a Pikaffect off on the guild or back on; False if it already was so."""
         ...
 
     async def role(self, guild_id: int, role_id: int) -> RoleRow | None:
@@ -290,6 +295,11 @@ class JobRepo(Protocol):
 
     async def last_created_at(self, guild_id: int, user_id: int) -> datetime | None:
         """When the member's latest job was created, if ever."""
+        ...
+
+    async def tool_counts(self, guild_id: int, since: datetime, until: datetime) -> dict[str, int]:
+        """How many of the guild's jobs created in [since, until) each Pika tool made (tools
+        with none are left out; plain clips are not counted)."""
         ...
 
     async def claim(

@@ -1,9 +1,10 @@
 """``pikabot migrate-db``: copy a SQLite database into an empty PostgreSQL one, verified.
 
-Every table of the schema is copied as it is stored: guilds and their role, channel and
-blocklist rules, the audit trail, reservations, the ledger, period totals, jobs (ids, states,
-provider handles, extras, leases) and meta. Ids are kept, and PostgreSQL's identities are moved
-past the largest, so new rows never collide with copied ones.
+Every table of the schema is copied as it is stored: guilds and their role, channel,
+blocklist and disabled-effect rules, the audit trail, reservations, the ledger, period
+totals, jobs (ids, states, provider handles, extras, leases, tools) and meta. Ids are kept,
+and PostgreSQL's identities are moved past the largest, so new rows never collide with
+copied ones.
 
 The copy is one transaction on each side. On SQLite a write unit (``BEGIN IMMEDIATE``) is the
 snapshot read, and the file's :class:`~bot.storage.sqlite.lockfile.WriterLock` in the ``COPY``
@@ -61,6 +62,7 @@ TABLES = (
     Table("guild_roles", ("guild_id", "role_id")),
     Table("guild_channels", ("guild_id", "channel_id")),
     Table("guild_blocklist", ("guild_id", "pattern")),
+    Table("guild_disabled_effects", ("guild_id", "effect")),
     Table("audit", ("id",), identity=True),
     Table("reservations", ("id",), identity=True),
     Table("ledger", ("id",), identity=True),

@@ -87,11 +87,13 @@ class RoleRow:
 
 @dataclass(frozen=True, slots=True)
 class GuildLists:
-    """A guild's role rules, allowed channels (none: every channel) and blocklist."""
+    """A guild's role rules, allowed channels (none: every channel), blocklist and the
+    Pikaffects its moderators turned off (stored names, sorted)."""
 
     roles: tuple[RoleRow, ...] = ()
     channels: frozenset[int] = frozenset()
     blocklist: tuple[str, ...] = ()
+    disabled_effects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

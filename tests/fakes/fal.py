@@ -22,6 +22,15 @@ What it serves (all under ``fal.url``), as fal documents it:
 * ``PUT .../requests/{id}/cancel``: 202 ``CANCELLATION_REQUESTED``, or 400
   ``ALREADY_COMPLETED`` once the job is done.
 * ``GET /files/{id}/output.mp4``: the video bytes, streamed, no key needed (fal's CDN).
+* ``GET /files/inputs/{name}``: files a test hosted with :meth:`FakeFal.host_file` (a
+  stand-in for fal's own storage, where a caller may upload inputs), no key needed.
+
+The Pika tools (``v1.5/pikaffects``, ``v2/pikadditions``, ``v2/pikaswaps``,
+``v2.2/pikaframes``) are validated against their schemas in the seeds' fal document ("Other
+types") and fal's Pikaframes page: required fields, the 16 effects, 2-5 keyframes, one
+transition between each two (25 s at most in all). As the real service does, the fake then
+fetches every input file URL (``video_url``, ``image_url``, ``image_urls``; a ``data:`` URI is
+decoded): one it cannot download fails the job at result time with a 422 naming the field.
 
 Every queue route checks ``Authorization: Key <key>`` (401 ``{"detail": ...}`` otherwise).
 
@@ -38,6 +47,7 @@ answers 404; a cancelled job reports ``COMPLETED`` and its result is a 400 with
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import re
@@ -48,11 +58,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes._loopback import DEFAULT_VIDEO, RecordedRequest, Reply
 
-PIKA_ENDPOINTS: frozenset[str] = frozenset(
+TOOL_ENDPOINTS: frozenset[str] = frozenset(
+    {
+        "fal-ai/pika/v1.5/pikaffects",
+        "fal-ai/pika/v2/pikadditions",
+        "fal-ai/pika/v2/pikaswaps",
+        "fal-ai/pika/v2.2/pikaframes",
+    }
+)
+PIKA_ENDPOINTS: frozenset[str] = TOOL_ENDPOINTS | frozenset(
     {
         "fal-ai/pika/v2.2/text-to-video",
         "fal-ai/pika/v2.2/image-to-video",
@@ -70,6 +89,28 @@ ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3")
 RESOLUTIONS = ("720p", "1080p")
 DURATIONS = (5, 10)
 INGREDIENTS_MODES = ("creative", "precise")
+PIKAFFECTS = (
+    "Cake-ify",
+    "Crumble",
+    "Crush",
+    "Decapitate",
+    "Deflate",
+    "Dissolve",
+    "Explode",
+    "Eye-pop",
+    "Inflate",
+    "Levitate",
+    "Melt",
+    "Peel",
+    "Poke",
+    "Squish",
+    "Ta-da",
+    "Tear",
+)
+"""fal's PikaffectEnum, as its schema spells the values."""
+FRAMES_TOTAL_SECONDS = 25
+FILE_FIELDS = ("video_url", "image_url", "image_urls")
+"""Input fields that name a file fal downloads before it starts."""
 
 # Reply and DEFAULT_VIDEO are the other fakes' own, so one suite can script any of them.
 
@@ -88,6 +129,11 @@ class FakeJob:
     """With ``FakeFal.ready_after``: the ``time.monotonic()`` at which the job turns done."""
     completed_at: float | None = None
     """``time.monotonic()`` when COMPLETED was first reported for the job."""
+    fetched: dict[str, bytes] | None = None
+    """Tool endpoints: the first bytes of each input file fetched at submit, by field
+    (``image_urls[1]`` for a list item)."""
+    failure: Reply | None = None
+    """This job's own result failure (an input file fal could not download)."""
 
 
 class FakeFal:
@@ -153,6 +199,8 @@ class FakeFal:
         self.result_failure: Reply | None = None
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, FakeJob] = {}
+        self.hosted: dict[str, tuple[bytes, str]] = {}
+        self._client: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -175,9 +223,13 @@ class FakeFal:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self._url = f"http://{host}:{port}"
+        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def close(self) -> None:
         """Stop listening and drop open connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -214,6 +266,11 @@ class FakeFal:
             body["error_type"] = error_type
         headers = {"X-Fal-Error-Type": header_error_type} if header_error_type else {}
         self.result_failure = Reply(status, body, headers)
+
+    def host_file(self, name: str, data: bytes, content_type: str = "video/mp4") -> str:
+        """Serve ``data`` at a public-looking URL of the fake (no key needed); its URL."""
+        self.hosted[name] = (data, content_type)
+        return f"{self.url}/files/inputs/{name}"
 
     def video_url(self, request_id: str) -> str:
         """Where the fake serves a job's video."""
@@ -252,10 +309,12 @@ class FakeFal:
             await asyncio.sleep(self.delay)
         if kind == "file":
             return await self._file(request, request_id or "")
+        if kind == "hosted":
+            return self._hosted(request_id or "")
         if request.headers.get("Authorization") != f"Key {self.key}":
             return _json(401, {"detail": "Invalid or missing key in the Authorization header."})
         if kind == "submit":
-            return self._submit(path.lstrip("/"), body)
+            return await self._submit(path.lstrip("/"), body)
         if request_id is None or request_id not in self.jobs:
             return _json(404, {"detail": "Request not found"})
         job = self.jobs[request_id]
@@ -273,6 +332,9 @@ class FakeFal:
     def _classify(self, method: str, path: str) -> tuple[str, str | None]:
         if method == "POST" and path.lstrip("/") in PIKA_ENDPOINTS:
             return "submit", None
+        match = re.fullmatch(r"/files/inputs/([^/]+)", path)
+        if match and method in ("GET", "HEAD"):
+            return "hosted", match.group(1)
         match = re.fullmatch(r"/files/([^/]+)/output\.mp4", path)
         if match and method in ("GET", "HEAD"):
             return "file", match.group(1)
@@ -299,7 +361,7 @@ class FakeFal:
             "cancel_url": f"{base}/cancel",
         }
 
-    def _submit(self, endpoint: str, body: Any) -> web.Response:
+    async def _submit(self, endpoint: str, body: Any) -> web.Response:
         if self.submit_replies:
             return _reply(self.submit_replies.pop(0))
         errors = validate(endpoint, body)
@@ -307,14 +369,62 @@ class FakeFal:
             return _json(422, {"detail": errors})
         request_id = str(uuid.uuid4())
         ready_at = None if self.ready_after is None else time.monotonic() + self.ready_after
-        self.jobs[request_id] = FakeJob(
-            request_id=request_id, endpoint=endpoint, body=body, ready_at=ready_at
-        )
+        job = FakeJob(request_id=request_id, endpoint=endpoint, body=body, ready_at=ready_at)
+        if endpoint in TOOL_ENDPOINTS:
+            await self._fetch_inputs(job)
+        self.jobs[request_id] = job
         reply: dict[str, Any] = {"request_id": request_id, "status": "IN_QUEUE"}
         if self.include_urls:
             reply.update(self._urls(request_id))
         reply["queue_position"] = self.queue_positions[0] if self.queue_positions else 0
         return _json(200, reply)
+
+    async def _fetch_inputs(self, job: FakeJob) -> None:
+        """Download each input file as fal does before it starts; a failure fails the job
+        (at result time, as fal's runner reports it) with a 422 naming the field."""
+        job.fetched = {}
+        for field in FILE_FIELDS:
+            value = job.body.get(field)
+            items = value if isinstance(value, list) else [value] if value is not None else []
+            for index, url in enumerate(items):
+                where = f"{field}[{index}]" if isinstance(value, list) else field
+                data = await self._download(str(url))
+                if data is None:
+                    loc: list[str | int] = ["body", field] + (
+                        [index] if isinstance(value, list) else []
+                    )
+                    detail = [
+                        {
+                            "loc": loc,
+                            "msg": "Failed to download the file",
+                            "type": "file_download_error",
+                        }
+                    ]
+                    job.failure = Reply(422, {"detail": detail})
+                    return
+                job.fetched[where] = data[:64]
+
+    async def _download(self, url: str) -> bytes | None:
+        if url.startswith("data:"):
+            _, _, payload = url.partition(",")
+            try:
+                return base64.b64decode(payload, validate=True)
+            except ValueError:
+                return None
+        assert self._client is not None
+        try:
+            async with self._client.get(url) as response:
+                if response.status != 200:
+                    return None
+                return await response.read()
+        except aiohttp.ClientError:
+            return None
+
+    def _hosted(self, name: str) -> web.Response:
+        found = self.hosted.get(name)
+        if found is None:
+            return _json(404, {"detail": "File not found"})
+        return web.Response(body=found[0], content_type=found[1])
 
     def _observe(self, job: FakeJob, *, logs: bool) -> dict[str, Any]:
         """Advance ``job`` one step and return its status object."""
@@ -395,6 +505,8 @@ class FakeFal:
             )
         if self.result_failure is not None:
             return _reply(self.result_failure)
+        if job.failure is not None:
+            return _reply(job.failure)
         return _json(
             200,
             {
@@ -440,6 +552,8 @@ def validate(endpoint: str, body: Any) -> list[dict[str, Any]]:
     """fal-style validation errors (``{loc, msg, type}``) for ``body`` on ``endpoint``."""
     if not isinstance(body, dict):
         return [_err((), "Input should be a valid dictionary", "dict_type")]
+    if endpoint in TOOL_ENDPOINTS:
+        return validate_tool(endpoint, body)
     errors: list[dict[str, Any]] = []
     prompt = body.get("prompt")
     if "prompt" not in body:
@@ -474,6 +588,138 @@ def validate(endpoint: str, body: Any) -> list[dict[str, Any]]:
         if mode not in INGREDIENTS_MODES:
             errors.append(_enum_err("ingredients_mode", INGREDIENTS_MODES))
     return errors
+
+
+_TOOL_FIELDS: dict[str, dict[str, bool]] = {
+    # field -> required, per the schemas ("*" marks a required field there)
+    "fal-ai/pika/v1.5/pikaffects": {
+        "image_url": True,
+        "pikaffect": True,
+        "prompt": False,
+        "negative_prompt": False,
+        "seed": False,
+    },
+    "fal-ai/pika/v2/pikadditions": {
+        "video_url": True,
+        "image_url": True,
+        "prompt": False,
+        "negative_prompt": False,
+        "seed": False,
+    },
+    "fal-ai/pika/v2/pikaswaps": {
+        "video_url": True,
+        "image_url": False,
+        "modify_region": False,
+        "prompt": False,
+        "negative_prompt": False,
+        "seed": False,
+    },
+    "fal-ai/pika/v2.2/pikaframes": {
+        "image_urls": True,
+        "transitions": False,
+        "prompt": False,
+        "negative_prompt": False,
+        "seed": False,
+        "resolution": False,
+    },
+}
+
+
+def validate_tool(endpoint: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """fal-style validation of a Pika tool's input (its request schema)."""
+    fields = _TOOL_FIELDS[endpoint]
+    errors: list[dict[str, Any]] = []
+    for name in body:
+        if name not in fields:  # fal's models forbid unknown fields
+            errors.append(_err((name,), "Extra inputs are not permitted", "extra_forbidden"))
+    for name, required in fields.items():
+        if required and name not in body:
+            errors.append(_err((name,), "Field required", "missing"))
+    for name in ("prompt", "negative_prompt", "modify_region"):
+        if name in body and not isinstance(body[name], str):
+            errors.append(_err((name,), "Input should be a valid string", "string_type"))
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        errors.append(_err(("seed",), "Input should be a valid integer", "int_type"))
+    for name in ("video_url", "image_url"):
+        if name in body and not _file_url(body[name]):
+            errors.append(_err((name,), "Input should be a valid URL", "url_parsing"))
+    if "pikaffect" in body and body["pikaffect"] not in PIKAFFECTS:
+        errors.append(_enum_err("pikaffect", PIKAFFECTS))
+    if "resolution" in body and body["resolution"] not in RESOLUTIONS:
+        errors.append(_enum_err("resolution", RESOLUTIONS))
+    if endpoint.endswith("pikaframes"):
+        errors.extend(_frames_errors(body))
+    return errors
+
+
+def _frames_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    images = body.get("image_urls")
+    if "image_urls" in body:
+        if not isinstance(images, list):
+            return [_err(("image_urls",), "Input should be a valid list", "list_type")]
+        if len(images) < 2:
+            errors.append(_err(("image_urls",), "List should have at least 2 items", "too_short"))
+        if len(images) > 5:
+            errors.append(_err(("image_urls",), "List should have at most 5 items", "too_long"))
+        for index, url in enumerate(images):
+            if not _file_url(url):
+                errors.append(
+                    _err(("image_urls", index), "Input should be a valid URL", "url_parsing")
+                )
+    transitions = body.get("transitions")
+    if transitions is None:
+        return errors
+    if not isinstance(transitions, list):
+        return [*errors, _err(("transitions",), "Input should be a valid list", "list_type")]
+    total = 0
+    for index, item in enumerate(transitions):
+        if not isinstance(item, dict):
+            errors.append(
+                _err(("transitions", index), "Input should be a valid dictionary", "dict_type")
+            )
+            continue
+        duration = item.get("duration", 5)
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
+            errors.append(
+                _err(
+                    ("transitions", index, "duration"),
+                    "Input should be greater than or equal to 1",
+                    "greater_than_equal",
+                )
+            )
+        else:
+            total += duration
+        if "prompt" in item and not isinstance(item["prompt"], str):
+            errors.append(
+                _err(
+                    ("transitions", index, "prompt"),
+                    "Input should be a valid string",
+                    "string_type",
+                )
+            )
+    if isinstance(images, list) and len(transitions) != len(images) - 1:
+        errors.append(
+            _err(
+                ("transitions",),
+                "Value error, transitions must have len(image_urls) - 1 items",
+                "value_error",
+            )
+        )
+    if total > FRAMES_TOTAL_SECONDS:
+        errors.append(
+            _err(
+                ("transitions",),
+                "Value error, total duration must not exceed 25 seconds",
+                "value_error",
+            )
+        )
+    return errors
+
+
+def _file_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://", "data:"))
 
 
 def _err(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Guild settings, role/channel/blocklist rules and the audit trail in PostgreSQL."""
+"""Guild settings, role/channel/blocklist/effect rules and the audit trail in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -70,10 +70,16 @@ class PostgresGuilds:
             'SELECT pattern FROM guild_blocklist WHERE guild_id = $1 ORDER BY pattern COLLATE "C"',
             guild_id,
         )
+        effects = await self._db.fetch(
+            "SELECT effect FROM guild_disabled_effects WHERE guild_id = $1"
+            ' ORDER BY effect COLLATE "C"',
+            guild_id,
+        )
         return GuildLists(
             roles=tuple(RoleRow(r["role_id"], RoleKind(r["kind"]), r["cap"]) for r in roles),
             channels=frozenset(int(r["channel_id"]) for r in channels),
             blocklist=tuple(str(r["pattern"]) for r in blocklist),
+            disabled_effects=tuple(str(r["effect"]) for r in effects),
         )
 
     async def update(self, guild_id: int, changes: Mapping[str, object], now: datetime) -> None:
@@ -130,6 +136,23 @@ class PostgresGuilds:
                 "DELETE FROM guild_blocklist WHERE guild_id = $1 AND pattern = $2",
                 guild_id,
                 pattern,
+            )
+        return _count(status) > 0
+
+    async def set_effect_disabled(self, guild_id: int, effect: str, *, disabled: bool) -> bool:
+        """Turn a Pikaffect off on the guild or back on; False if it already was so."""
+        if disabled:
+            status = await self._db.execute(
+                "INSERT INTO guild_disabled_effects (guild_id, effect) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                guild_id,
+                effect,
+            )
+        else:
+            status = await self._db.execute(
+                "DELETE FROM guild_disabled_effects WHERE guild_id = $1 AND effect = $2",
+                guild_id,
+                effect,
             )
         return _count(status) > 0
 

@@ -85,8 +85,8 @@ class PostgresJobs:
         row = await self._db.fetchrow(
             "INSERT INTO jobs (guild_id, channel_id, user_id, user_name, request, provider,"
             " cost, reservation_id, state, extra, created_at, updated_at, origin_kind,"
-            " lease_owner, lease_expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)"
+            " lease_owner, lease_expires_at, tool)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)"
             f" RETURNING {_FIELDS}",
             origin.guild_id,
             origin.channel_id,
@@ -102,6 +102,7 @@ class PostgresJobs:
             OriginKind(origin.kind).value,
             job.lease_owner,
             maybe_aware(job.lease_until),
+            job.request.tool.kind.value if job.request.tool is not None else None,
         )
         assert row is not None
         return _job(row)
@@ -176,6 +177,17 @@ class PostgresJobs:
             user_id,
         )
         return created
+
+    async def tool_counts(self, guild_id: int, since: datetime, until: datetime) -> dict[str, int]:
+        """How many of the guild's jobs created in [since, until) each Pika tool made."""
+        rows = await self._db.fetch(
+            "SELECT tool, COUNT(*) AS n FROM jobs WHERE guild_id = $1 AND tool IS NOT NULL"
+            " AND created_at >= $2 AND created_at < $3 GROUP BY tool ORDER BY tool",
+            guild_id,
+            aware(since),
+            aware(until),
+        )
+        return {str(r["tool"]): int(r["n"]) for r in rows}
 
     async def claim(
         self,

@@ -1,5 +1,5 @@
 """GuildRepo over SQLite: the ``guilds``, ``guild_roles``, ``guild_channels``,
-``guild_blocklist`` and ``audit`` tables."""
+``guild_blocklist``, ``guild_disabled_effects`` and ``audit`` tables."""
 
 from __future__ import annotations
 
@@ -67,10 +67,15 @@ class SqliteGuilds:
             "SELECT pattern FROM guild_blocklist WHERE guild_id = ? ORDER BY pattern",
             (guild_id,),
         )
+        effects = await self._db.fetch_all(
+            "SELECT effect FROM guild_disabled_effects WHERE guild_id = ? ORDER BY effect",
+            (guild_id,),
+        )
         return GuildLists(
             roles=tuple(_role(r) for r in roles),
             channels=frozenset(int(r["channel_id"]) for r in channels),
             blocklist=tuple(str(r["pattern"]) for r in blocklist),
+            disabled_effects=tuple(str(r["effect"]) for r in effects),
         )
 
     async def update(self, guild_id: int, changes: Mapping[str, object], now: datetime) -> None:
@@ -115,6 +120,20 @@ class SqliteGuilds:
         else:
             sql = "DELETE FROM guild_blocklist WHERE guild_id = ? AND pattern = ? RETURNING pattern"
         return bool(await self._db.fetch_all(sql, (guild_id, pattern)))
+
+    async def set_effect_disabled(self, guild_id: int, effect: str, *, disabled: bool) -> bool:
+        """Turn a Pikaffect off on the guild or back on; False if it already was so."""
+        if disabled:
+            sql = (
+                "INSERT INTO guild_disabled_effects (guild_id, effect) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING effect"
+            )
+        else:
+            sql = (
+                "DELETE FROM guild_disabled_effects WHERE guild_id = ? AND effect = ?"
+                " RETURNING effect"
+            )
+        return bool(await self._db.fetch_all(sql, (guild_id, effect)))
 
     async def role(self, guild_id: int, role_id: int) -> RoleRow | None:
         """The rule for one role, if any."""

@@ -96,7 +96,8 @@ class SqliteJobs:
         job_id = await self._db.insert(
             "INSERT INTO jobs (guild_id, channel_id, user_id, user_name, request, provider, cost,"
             " reservation_id, state, extra, created_at, updated_at, origin_kind, lease_owner,"
-            " lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " lease_expires_at, tool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
             (
                 origin.guild_id,
                 origin.channel_id,
@@ -113,6 +114,7 @@ class SqliteJobs:
                 origin.kind.value,
                 job.lease_owner,
                 _maybe_iso(job.lease_until),
+                job.request.tool.kind.value if job.request.tool is not None else None,
             ),
         )
         return Job(
@@ -197,6 +199,15 @@ class SqliteJobs:
             (guild_id, user_id),
         )
         return instant(row["created_at"]) if row else None
+
+    async def tool_counts(self, guild_id: int, since: datetime, until: datetime) -> dict[str, int]:
+        """How many of the guild's jobs created in [since, until) each Pika tool made."""
+        rows = await self._db.fetch_all(
+            "SELECT tool, COUNT(*) AS n FROM jobs WHERE guild_id = ? AND tool IS NOT NULL"
+            " AND created_at >= ? AND created_at < ? GROUP BY tool ORDER BY tool",
+            (guild_id, iso(since), iso(until)),
+        )
+        return {str(r["tool"]): int(r["n"]) for r in rows}
 
     async def claim(
         self,

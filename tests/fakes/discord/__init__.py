@@ -2,8 +2,8 @@
 
 Use ``DiscordDouble`` as an async context manager, point discord.py at it with
 ``pointed_at(double)`` (same process) or ``python -m tests.fakes.discord.launch`` (subprocess),
-then drive the bot with ``slash`` / ``click`` / ``react`` and observe it with ``messages`` /
-``wait_for``.
+then drive the bot with ``slash`` / ``click`` / ``react`` / ``context_menu`` (message
+commands) / ``submit_modal`` and observe it with ``messages`` / ``wait_for``.
 """
 
 from .launch import pointed_at

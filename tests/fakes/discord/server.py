@@ -7,7 +7,8 @@ One aiohttp application on ``127.0.0.1`` (port 0) serves:
 * ``/gateway`` - the gateway websocket (``gateway.py``);
 * ``/attachments/{channel}/{id}/{filename}`` - a CDN stand-in serving stored file bytes.
 
-Tests drive the bot with ``slash``, ``click``, ``react`` and ``say`` and observe it through
+Tests drive the bot with ``slash``, ``click``, ``react``, ``context_menu``, ``submit_modal``
+(modals: ``modals.py``) and ``say`` and observe it through
 ``messages``, ``get_message``, ``wait_for`` and the ``requests`` log.
 """
 
@@ -28,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from . import payloads
+from . import modals, payloads
 from .gateway import (
     GUILD_MEMBERS,
     GUILD_MESSAGE_REACTIONS,
@@ -592,14 +593,17 @@ class DiscordDouble:
 
     # ------------------------------------------------------------------ driving the bot
 
-    def _find_command(self, name: str, guild_id: int | None) -> dict[str, Any] | None:
+    def _find_command(
+        self, name: str, guild_id: int | None, kind: int = 1
+    ) -> dict[str, Any] | None:
+        """A synced command by name and type (1 slash, 2 user menu, 3 message menu)."""
         scopes = []
         if guild_id is not None:
             scopes.append(self.world.guild_commands.get(guild_id, []))
         scopes.append(self.world.global_commands)
         for commands in scopes:
             for cmd in commands:
-                if cmd["name"] == name and cmd.get("type", 1) == 1:
+                if cmd["name"] == name and cmd.get("type", 1) == kind:
                     return cmd
         return None
 
@@ -814,6 +818,79 @@ class DiscordDouble:
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return record
 
+    async def context_menu(
+        self,
+        name: str,
+        message_id: int,
+        *,
+        user_id: int = USER_ID,
+        strict: bool = True,
+    ) -> Interaction:
+        """Use a message context-menu command ("Apps" on a message) as ``user_id``:
+        INTERACTION_CREATE type 2 whose data has type 3, the ``target_id`` and the message in
+        ``resolved.messages`` (with its attachments' fresh URLs). With ``strict`` the command
+        must be synced as a message command (type 3) in the message's guild or globally."""
+        message = self.world.messages[int(message_id)]
+        if message.deleted:
+            raise LookupError(f"message {message_id} was deleted")
+        assert message.guild_id is not None, "context menus here are on guild messages"
+        definition = self._find_command(name, message.guild_id, kind=3)
+        if definition is None and strict:
+            menus = [
+                c["name"]
+                for c in self.commands() + self.commands(message.guild_id)
+                if c.get("type") == 3
+            ]
+            raise LookupError(f"no message command {name!r} is synced (synced: {menus})")
+        record, payload = self._interaction_base(2, message.guild_id, message.channel_id, user_id)
+        data: dict[str, Any] = {
+            "id": str((definition or {}).get("id", snowflake())),
+            "name": name,
+            "type": 3,
+            "target_id": str(message.id),
+            "resolved": {"messages": {str(message.id): payloads.message(message, self.world)}},
+        }
+        if definition is not None and definition.get("guild_id"):
+            data["guild_id"] = definition["guild_id"]
+        payload["data"] = data
+        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    async def submit_modal(
+        self,
+        opened: Interaction,
+        values: dict[str, Any],
+        *,
+        strict: bool = True,
+    ) -> Interaction:
+        """The member fills in and submits the modal the bot answered ``opened`` with
+        (callback type 9): INTERACTION_CREATE type 5 with the modal's ``custom_id``, its
+        inputs' values in the modal's layout, and uploaded files (give an ``Upload``, or a
+        list of them, for a file upload) in ``resolved.attachments``."""
+        callback = opened.callback
+        if callback is None or callback.type != 9:
+            raise LookupError(f"interaction {opened.id} was not answered with a modal")
+        modal = callback.data
+        record, payload = self._interaction_base(
+            5, opened.guild_id, opened.channel_id, opened.user_id
+        )
+
+        def store(upload: Any) -> dict[str, Any]:
+            if isinstance(upload, tuple):
+                upload = Upload(*upload)
+            att = self._store_upload(
+                opened.channel_id, upload.filename, upload.data, upload.content_type
+            )
+            return payloads.attachment(att, ephemeral=True)
+
+        components, resolved = modals.submission(modal, values, store, strict=strict)
+        data: dict[str, Any] = {"custom_id": modal["custom_id"], "components": components}
+        if resolved:
+            data["resolved"] = resolved
+        payload["data"] = data
+        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        return record
+
     @staticmethod
     def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[str, Any] | None:
         for comp in components:
@@ -909,14 +986,24 @@ class DiscordDouble:
         await self.gateway.dispatch(event, data, GUILD_MESSAGE_REACTIONS)
 
     async def say(
-        self, content: str, *, channel_id: int = CHANNEL_ID, user_id: int = USER_ID
+        self,
+        content: str,
+        *,
+        channel_id: int = CHANNEL_ID,
+        user_id: int = USER_ID,
+        files: list[Upload] | None = None,
     ) -> Message:
-        """A member posts a message (MESSAGE_CREATE; content only with MESSAGE_CONTENT)."""
+        """A member posts a message (MESSAGE_CREATE; content only with MESSAGE_CONTENT),
+        with ``files`` uploaded as its attachments (served by the double's CDN URLs)."""
         chan = self.world.channel(channel_id)
         assert chan is not None
         message = Message(
             snowflake(), channel_id, chan.guild_id, self.world.users[user_id], content
         )
+        for upload in files or []:
+            message.attachments.append(
+                self._store_upload(channel_id, upload.filename, upload.data, upload.content_type)
+            )
         self.world.add_message(message)
         await self._emit("message_create", message=message)
         await self._dispatch_message("MESSAGE_CREATE", message)
@@ -1415,7 +1502,14 @@ class DiscordDouble:
             it.original_message_id = it.message_id
             if cb_type == 7:
                 message = await self._edit(self.world.messages[it.message_id], data, req.files)
-        elif cb_type not in (1, 8, 9, 10, 12):
+        elif cb_type == 9:
+            if it.type not in (2, 3):  # no modal in answer to a modal submit or autocomplete
+                raise _HTTPError(400, 50035, "Invalid Form Body", errors={"type": "9"})
+            try:
+                modals.check_modal(data)
+            except modals.ModalError as bad:
+                raise _HTTPError(400, 50035, "Invalid Form Body", errors=bad.errors) from None
+        elif cb_type not in (1, 8, 10, 12):
             raise _HTTPError(400, 50035, "Invalid Form Body", errors={"type": str(cb_type)})
         files = [
             self._store_upload(it.channel_id, f.filename, f.data, f.content_type) for f in req.files
