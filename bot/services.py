@@ -19,6 +19,8 @@ from bot.providers.base import Provider
 from bot.quotas import Quotas
 from bot.storage import Role, Storage, open_storage
 from bot.terminal import headless
+from bot.video.fit_pool import FitPool
+from bot.video.stage import VideoStage
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,7 @@ class Services:
     quotas: Quotas
     jobs: JobService
     moderation: Moderation
+    fit_pool: FitPool
 
     @classmethod
     async def open(cls, settings: Settings, *, role: Role = Role.COMMAND) -> Services:
@@ -94,6 +97,8 @@ class Services:
             await storage.close()
             raise
         quotas = build_quotas(settings)
+        # Worker processes start on the first fit, not here: most clips need none.
+        fit_pool = FitPool(concurrency=settings.fit_concurrency, timeout=settings.fit_timeout)
         jobs = JobService(
             storage=storage,
             quotas=quotas,
@@ -103,6 +108,7 @@ class Services:
             fallback=fallback,
             terminal=headless,  # a `generate` that died: finish it, never in Discord
             lease_dir=settings.data_dir,
+            video=VideoStage(fit_pool),
             limits=JobLimits(
                 deadline=settings.job_deadline,
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,
@@ -115,10 +121,11 @@ class Services:
             ),
         )
         moderation = Moderation(storage, quotas)
-        return cls(settings, storage, session, provider, quotas, jobs, moderation)
+        return cls(settings, storage, session, provider, quotas, jobs, moderation, fit_pool)
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""
         await self.jobs.close()
+        await self.fit_pool.close()  # the jobs' fits were stopped with them; now the workers
         await self.session.close()
         await self.storage.close()
