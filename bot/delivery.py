@@ -171,7 +171,8 @@ async def _download_once(
     directory: Path | None,
     filename: str,
 ) -> DownloadedVideo:
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=directory))
+    # The pid in the name lets a later start remove what a killed process left (sweep).
+    folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=directory))
     path = folder / filename
     size = 0
     try:
@@ -204,6 +205,38 @@ async def _download_once(
         raise DownloadFailed("the download was empty")
     log.info("video.downloaded", url=safe_url(url), bytes=size)
     return DownloadedVideo(path=path, size=size, content_type=content_type, source_url=url)
+
+
+def sweep(directory: Path | None = None) -> int:
+    """Remove the download folders of processes that are gone (killed mid-download or mid-fit:
+    their job is downloaded again when it resumes); return how many. A folder whose process
+    still runs (another bot, a ``pikabot generate``) is left alone."""
+    root = Path(directory or tempfile.gettempdir())
+    swept = 0
+    try:
+        folders = list(root.glob(f"{FOLDER_PREFIX}*-*"))
+    except OSError:
+        return 0
+    for folder in folders:
+        pid = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            _remove(folder)
+            swept += 1
+    if swept:
+        log.info("video.leftovers_swept", folders=swept, directory=str(root))
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _remove(folder: Path) -> None:

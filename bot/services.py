@@ -12,6 +12,7 @@ import structlog
 
 from bot import __version__
 from bot.config import Settings
+from bot.delivery import sweep
 from bot.jobs import JobLimits, JobService
 from bot.moderation import Moderation
 from bot.providers import build_provider
@@ -97,6 +98,7 @@ class Services:
             await storage.close()
             raise
         quotas = build_quotas(settings)
+        sweep()  # what a killed process left in the temp folder; its jobs download again
         # Worker processes start on the first fit, not here: most clips need none.
         fit_pool = FitPool(concurrency=settings.fit_concurrency, timeout=settings.fit_timeout)
         jobs = JobService(
