@@ -1,4 +1,5 @@
-"""``pikabot check``: the Discord token and the provider key, each with one cheap call.
+"""``pikabot check``: the Discord token and the provider key, each with one cheap call, and
+the link that invites the bot (its application id asked of Discord with the same token).
 
 The settings themselves are checked before this runs (``load_settings``: one line naming a
 missing or invalid setting, exit code 2). Each check gives one :class:`Check` line; nothing
@@ -18,6 +19,7 @@ from yarl import URL
 
 from bot import __version__
 from bot.config import ProviderName, Settings
+from bot.invite import invite_line
 from bot.providers import build_provider
 from bot.providers.errors import (
     NotFound,
@@ -136,6 +138,26 @@ async def discord_check(session: aiohttp.ClientSession, api_base: str, token: st
     return Check(False, f"Discord answered HTTP {status} to the token check: try again later")
 
 
+async def invite_check(session: aiohttp.ClientSession, api_base: str, token: str) -> Check:
+    """``GET {api_base}/oauth2/applications/@me``: the application id, for the invite link."""
+    url = f"{api_base.rstrip('/')}/oauth2/applications/@me"
+    headers = {"Authorization": f"Bot {token}", "User-Agent": _DISCORD_USER_AGENT}
+    try:
+        async with session.get(url, headers=headers, timeout=_DISCORD_TIMEOUT) as response:
+            status = response.status
+            body: Any = await read_json(response)
+    except CONNECTION_ERRORS as exc:
+        return Check(False, f"invite link: could not ask Discord: {unreachable_reason(exc)}")
+    application_id = body.get("id") if isinstance(body, Mapping) else None
+    if status != 200 or not str(application_id or "").isdigit():
+        return Check(
+            False,
+            f"invite link: Discord answered HTTP {status} when asked for the application's id;"
+            " build the link in the developer portal (OAuth2 → URL Generator) instead",
+        )
+    return Check(True, invite_line(int(str(application_id))))
+
+
 async def provider_check(settings: Settings, session: aiohttp.ClientSession) -> Check:
     """The configured provider's ``verify_key``, as one line."""
     label = f"{PROVIDER_LABELS[settings.provider]} ({_host(_provider_url(settings))})"
@@ -194,12 +216,15 @@ def _is_connection_error(exc: BaseException | None) -> bool:
 
 
 async def run_checks(settings: Settings, *, discord_api: str) -> list[Check]:
-    """Every check, in order: settings, Discord token, provider key."""
+    """Every check, in order: settings, Discord token, provider key, and (once Discord took
+    the token) the invite link."""
     assert settings.discord_token is not None  # load_settings(need_discord=True) ensured it
+    token = settings.discord_token.get_secret_value()
     results = [settings_check(settings)]
     async with aiohttp.ClientSession() as session:
-        results.append(
-            await discord_check(session, discord_api, settings.discord_token.get_secret_value())
-        )
+        discord = await discord_check(session, discord_api, token)
+        results.append(discord)
         results.append(await provider_check(settings, session))
+        if discord.ok:
+            results.append(await invite_check(session, discord_api, token))
     return results

@@ -37,6 +37,16 @@ class CircuitBreaker:
         """True while a new request would be refused (open, or its one probe is out)."""
         return self.retry_in() > 0
 
+    @property
+    def state(self) -> str:
+        """``closed``, ``open`` (requests refused) or ``half_open`` (one probe may go, or is
+        out), for the health check and the metrics."""
+        if self._opened_at is None:
+            return "closed"
+        if self._probe_at is None and self.retry_in() > 0:
+            return "open"
+        return "half_open"
+
     def retry_in(self) -> float:
         """Seconds until a request may go (0 when closed or when a probe may go now)."""
         if self._opened_at is None:

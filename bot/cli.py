@@ -1,4 +1,4 @@
-"""Operator commands: ``pikabot run | sync | generate | check | quota | migrate-db``.
+"""Operator commands: ``pikabot run | sync | generate | check | quota | migrate-db | backup``.
 
 Every command reads the same settings; a missing or invalid one ends the command with a
 single line naming it (exit code 2), never a traceback.
@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--to", required=True, metavar="POSTGRESQL_URL", help="postgresql://user:pass@host/db"
     )
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the SQLite database (safe while the bot runs)"
+    )
+    backup.add_argument(
+        "path", type=Path, metavar="PATH", help="a new file, or a folder to write it into"
+    )
     return parser
 
 
@@ -137,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "migrate-db":
                 settings = _settings(need_discord=False, need_provider=False, quiet=True)
                 return asyncio.run(_migrate_db(settings, args.to))
+            case "backup":
+                settings = _settings(need_discord=False, need_provider=False, quiet=True)
+                return asyncio.run(_backup(settings, args.path.absolute()))
             case "check":
                 import discord.http  # the CLI is part of the composition root
 
@@ -192,6 +201,24 @@ async def _migrate_db(settings: Settings, to: str) -> int:
         return EXIT_FAILED
     print(f"pikabot: {summary.line()}")
     print(f"pikabot: now set PIKABOT_DATABASE_URL={summary.target} (with its password) and start")
+    return EXIT_OK
+
+
+async def _backup(settings: Settings, path: Path) -> int:
+    """Copy the database to ``path`` while the bot may run; one line either way."""
+    from bot.clock import utcnow
+    from bot.redact import redact_text
+    from bot.storage import BackupFailed, BackupUnsupported, backup_database
+
+    try:
+        made = await backup_database(settings.database_url, path, at=utcnow())
+    except BackupUnsupported as other_tools:  # PostgreSQL: pg_dump
+        print(f"pikabot: {redact_text(str(other_tools), settings.secrets())}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackupFailed as failed:
+        print(f"pikabot: nothing written: {failed}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"pikabot: {made.line()}")
     return EXIT_OK
 
 

@@ -218,6 +218,10 @@ class Settings(BaseSettings):
         default=LogFormat.AUTO, validation_alias=_env("PIKABOT_LOG_FORMAT")
     )
     log_level: str = Field(default="INFO", validation_alias=_env("PIKABOT_LOG_LEVEL"))
+    http_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias=_env("PIKABOT_HTTP_PORT")
+    )  # None: no listener; 0: any free port (logged as http.listening)
+    http_host: str = Field(default="127.0.0.1", validation_alias=_env("PIKABOT_HTTP_HOST"))
 
     @field_validator("job_deadline", mode="before")
     @classmethod

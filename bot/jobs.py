@@ -36,13 +36,15 @@ each job write        the same unit renews the lease first (renew-or-stop), so t
                       the post and the charge happen only while this process still owns it
 clean shutdown        suspended jobs' leases are released: another process takes them at once
 start, then every     the Discord bot claims unfinished jobs whose lease is free or has run
-``TAKEOVER_EVERY``    out (every 3 s, as many as it has free slots) and resumes them as in
+``TAKEOVER_EVERY``    out (every 3 s, up to ``TAKEOVER_BATCH`` at a time, sooner again after a
+                      full batch so live processes share a dead one's jobs) and resumes them as in
                       the restart table above; a process killed with -9 has its jobs taken
                       over within ``LEASE_TTL`` plus ``TAKEOVER_EVERY`` (28 s)
 ====================  =====================================================================
 
-The fair line (:class:`~bot.scheduler.FairScheduler`) is per process: it orders the jobs this
-process runs, not the jobs of all processes together.
+The fair line (:class:`~bot.scheduler.FairScheduler`) and its limits are those of the whole
+bot: every process sharing the database orders its waiting jobs in one line and counts one set
+of slots, and a job keeps its slot when another process takes it over.
 
 Cancelling refunds only work the provider does not bill: a job still in the bot's own line
 (PENDING) is always cancellable; once submitted, only on a provider that can really cancel
@@ -58,6 +60,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,8 +77,17 @@ from bot.circuit import CircuitBreaker
 from bot.clock import utcnow
 from bot.delivery import DownloadedVideo, attachment_limit, download
 from bot.lease import TerminalLease
+from bot.metrics import Metrics
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
-from bot.ownership import HEARTBEAT, LEASE_TTL, TAKEOVER_EVERY, LeaseLost, new_owner
+from bot.ownership import (
+    HEARTBEAT,
+    LEASE_TTL,
+    TAKEOVER_BATCH,
+    TAKEOVER_EVERY,
+    TAKEOVER_PAUSE,
+    LeaseLost,
+    new_owner,
+)
 from bot.policy import MemberContext
 from bot.pricing import Quote, Unpriced, quote
 from bot.providers.base import Provider, ProviderHandle, ProviderResult, StatusKind
@@ -88,6 +101,7 @@ from bot.quotas import InsufficientCredits, Quotas
 from bot.refusals import RequestRefused as RequestRefused  # re-exported: its historic home
 from bot.scheduler import FairScheduler
 from bot.storage.base import NewJob, Storage, UnitOfWork
+from bot.storage.records import ReservationRow, ReservationState
 from bot.throttle import LatestWins
 from bot.video.stage import VideoStage
 
@@ -163,6 +177,15 @@ class ProviderGone(ProviderError):
     )
 
 
+class _StateMoved(Exception):
+    """A job's stored state changed after a decision about it was made (another process
+    moved it on): nothing was written; decide again."""
+
+
+CANCEL_ATTEMPTS = 3
+"""How often a cancel is decided again when the job's owner keeps moving it meanwhile."""
+
+
 class CannotCancel(RequestRefused):
     """A cancel that would refund work the provider still does (and bills), or too late."""
 
@@ -214,15 +237,19 @@ class JobService:
         lease_dir: Path | None = None,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
         video: VideoStage | None = None,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
         the video goes to its file); without it such jobs are left for a process that has it.
         ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
         terminal jobs are never carried on here). ``owner`` names this process in the jobs'
-        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them. ``video``
-        probes each download and fits it to the upload limit (None: posted as it came)."""
+        leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them. ``metrics``
+        is told what the jobs do (:mod:`bot.metrics`; default: a registry of their own).
+        ``video`` probes each download and fits it to the upload limit (None: posted as it
+        came)."""
         self.owner = owner or new_owner()
+        self.metrics = metrics or Metrics()
         self._clock = clock
         self._storage = storage
         self._terminal = terminal
@@ -236,10 +263,12 @@ class JobService:
         self._credits_per_usd = credits_per_usd
         self.limits = limits or JobLimits()
         self.scheduler = FairScheduler(
+            storage,
             max_running=self.limits.max_concurrent,
             per_guild_running=self.limits.guild_concurrent,
             max_waiting=self.limits.max_queue,
             per_guild_waiting=self.limits.guild_max_queue,
+            clock=clock,
         )
         self._admission = Admission(quotas, bot_monthly_usd_cap=self.limits.monthly_usd_cap)
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -327,37 +356,29 @@ class JobService:
         provider = self.choose_provider(request)
         priced = self.quote(request, provider)
         member = member or MemberContext(origin.guild_id, origin.channel_id, origin.user_id)
-        admitted: int | None = None
-        try:
-            async with self._storage.unit() as uow:
-                await uow.lock_guild(origin.guild_id)
-                if self._admission.bot_monthly_usd_cap is not None:
-                    await uow.lock_bot()  # the bot-wide cap counts every guild's spend
-                await self._admission.check(uow, member, request, priced)
-                self.scheduler.check_room(origin.guild_id)
-                try:
-                    reservation = await self._quotas.reserve(
-                        uow, origin.guild_id, origin.user_id, priced
-                    )
-                except InsufficientCredits as short:
-                    raise NotEnoughCredits(short) from None
-                new = NewJob(
-                    origin=origin,
-                    request=request,
-                    provider=provider.name,
-                    cost=priced.credits,
-                    reservation_id=reservation.id,
-                    extra=dict(extra or {}),
-                    lease_owner=self.owner,
-                    lease_until=self._lease_until(),
+        async with self._storage.unit() as uow:
+            await uow.lock_guild(origin.guild_id)
+            if self._admission.bot_monthly_usd_cap is not None:
+                await uow.lock_bot()  # the bot-wide cap counts every guild's spend
+            await self._admission.check(uow, member, request, priced)
+            await self.scheduler.check_room(uow, origin.guild_id)
+            try:
+                reservation = await self._quotas.reserve(
+                    uow, origin.guild_id, origin.user_id, priced
                 )
-                job = await uow.jobs.create(new, utcnow())
-                self.scheduler.admit(job.id, origin.guild_id)
-                admitted = job.id
-        except BaseException:
-            if admitted is not None:  # the commit failed after the admission
-                self.scheduler.forget(admitted)
-            raise
+            except InsufficientCredits as short:
+                raise NotEnoughCredits(short) from None
+            new = NewJob(
+                origin=origin,
+                request=request,
+                provider=provider.name,
+                cost=priced.credits,
+                reservation_id=reservation.id,
+                extra=dict(extra or {}),
+                lease_owner=self.owner,
+                lease_until=self._lease_until(),
+            )
+            job = await uow.jobs.create(new, utcnow())
         self._owned.add(job.id)
         log.info(
             "job.created",
@@ -367,6 +388,7 @@ class JobService:
             cost=job.cost,
             provider=job.provider,
         )
+        self.metrics.job_created(job.provider, job.cost)
         return job
 
     def start(self, job: Job, observer: JobObserver) -> asyncio.Task[None]:
@@ -388,6 +410,10 @@ class JobService:
 
         task.add_done_callback(forget)
         return task
+
+    def active_jobs(self) -> list[Job]:
+        """The jobs this process runs now, in their current state (for the metrics)."""
+        return list(self._live.values())
 
     async def attach_status_message(self, job: Job, message_id: int) -> None:
         """Remember the message that shows the job's status."""
@@ -476,12 +502,17 @@ class JobService:
         return self._takeover
 
     async def _take_over(self, observers: ObserverFactory) -> None:
+        pause = TAKEOVER_EVERY.total_seconds()
         while not self._closing:
-            await asyncio.sleep(TAKEOVER_EVERY.total_seconds())
+            await asyncio.sleep(pause)
+            pause = TAKEOVER_EVERY.total_seconds()
             try:
-                await self.resume(observers)
+                taken = await self.resume(observers, batch=TAKEOVER_BATCH)
             except Exception:
                 log.warning("jobs.takeover_failed", owner=self.owner, exc_info=True)
+                continue
+            if len(taken) >= TAKEOVER_BATCH:  # more may be waiting: look again soon
+                pause = random.uniform(*TAKEOVER_PAUSE)
 
     def _kinds(self, observers: ObserverFactory | None) -> Collection[OriginKind]:
         """The origins of the jobs this process can run (show) now."""
@@ -492,7 +523,9 @@ class JobService:
             kinds.add(OriginKind.TERMINAL)
         return kinds
 
-    async def resume(self, observers: ObserverFactory | None) -> list[Job]:
+    async def resume(
+        self, observers: ObserverFactory | None, *, reclaim: bool = False, batch: int | None = None
+    ) -> list[Job]:
         """Carry on every job that was not finished when its process last stopped.
 
         ``observers`` shows the Discord jobs (None: leave them, this is not the Discord bot).
@@ -502,15 +535,21 @@ class JobService:
         given at construction (video saved to its file, credits settled as for any job).
         Only jobs whose lease (:mod:`bot.ownership`) is free or has run out are taken, and
         only as many as this process has free slots for; each is leased to this process
-        first, so no other process runs it meanwhile. Returns the jobs this call started.
+        first, so no other process runs it meanwhile. ``reclaim`` (at start): also the jobs
+        still leased to this owner id, a previous run's (:data:`~bot.ownership.SOLE_BOT_OWNER`).
+        ``batch``: claim at most that many. Returns the jobs this call started.
         """
         kinds = self._kinds(observers)
         room = self.limits.max_concurrent - len(self._tasks)
+        if batch is not None:
+            room = min(room, batch)
         if self._closing or not kinds or room <= 0:
             return []
         now = self._clock()
         async with self._storage.unit() as uow:
-            claimed = await uow.jobs.claim(self.owner, now, now + LEASE_TTL, room, kinds=kinds)
+            claimed = await uow.jobs.claim(
+                self.owner, now, now + LEASE_TTL, room, kinds=kinds, reclaim=reclaim
+            )
         started: list[Job] = []
         unrunnable: list[int] = []
         for job in claimed:
@@ -570,7 +609,6 @@ class JobService:
         unsent = job.state in (JobState.PENDING, JobState.SUBMITTING)
         at_provider = job.state in (JobState.QUEUED, JobState.GENERATING)
         if unsent or (at_provider and await self._dropped(job)):
-            self.scheduler.forget(job_id)
             await self._settle_failure(job, reason, JobState.CANCELLED)
         return job
 
@@ -632,8 +670,17 @@ class JobService:
         Raises :class:`CannotCancel` with the member-facing reason when the job has ended,
         its video is already made, or the provider goes on with it (it cannot cancel, or it
         refused to): money is never refunded for a clip the provider still makes and bills.
-        A submit in flight is waited for, so the decision is made on a known state.
+        A submit in flight is waited for, so the decision is made on a known state; a job
+        another process moved on while this one decided is decided again on its new state.
         """
+        for _ in range(CANCEL_ATTEMPTS):
+            try:
+                return await self._cancel_once(job_id, reason)
+            except _StateMoved:
+                continue
+        raise CannotCancel(STILL_SENDING)
+
+    async def _cancel_once(self, job_id: int, reason: str) -> Job:
         job = await self._current(job_id)
         if job is None:
             raise CannotCancel("I can't find that job any more.")
@@ -650,15 +697,16 @@ class JobService:
             if not await self._cancel_at_provider(job):
                 log.info("job.cancel_refused_by_provider", job_id=job.id, provider=job.provider)
                 raise CannotCancel(PROVIDER_REFUSED_CANCEL)
-            if job.state in (JobState.DOWNLOADING, JobState.POSTING) or job.state.terminal:
+            made = (JobState.DOWNLOADING, JobState.FITTING, JobState.POSTING)
+            if job.state in made or job.state.terminal:
                 raise CannotCancel(self.cancel_refusal(job) or ALREADY_MADE)
         # From the check above to here nothing was awaited but the provider's own answer, so
         # the job is not in the middle of a submit: stopping its task cuts nothing in half.
         task = self._tasks.get(job_id)
         if task is None or task.done():
-            # Not running in this process (say, refused a slot at start-up): settle it here.
-            self.scheduler.forget(job_id)
-            await self._settle_failure(job, reason, JobState.CANCELLED)
+            # Not running in this process (another holds its lease, or it never started):
+            # settle it here, unless its owner moved it on since it was read above.
+            await self._settle_failure(job, reason, JobState.CANCELLED, unless_moved=True)
             return job
         self._cancel_requests[job_id] = reason
         task.cancel()
@@ -668,7 +716,6 @@ class JobService:
         if not stored.state.terminal and task.done():
             # Cancelled before it ever ran, so its own handler did not settle it.
             self._cancel_requests.pop(job_id, None)
-            self.scheduler.forget(job_id)
             await self._settle_failure(stored, reason, JobState.CANCELLED)
         return stored
 
@@ -708,6 +755,7 @@ class JobService:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.scheduler.close()
         self._owned.difference_update(held)  # not ours any more, even if never started
         if held:  # another process (or the next start) takes the suspended jobs at once
             try:
@@ -878,8 +926,10 @@ class JobService:
             await self.update(job, state=JobState.SUBMITTING)
             try:
                 handle = await provider.submit(job.request)
-            except (TransientError, RateLimited):
-                breaker.record_outage()
+            except ProviderError as exc:
+                self.metrics.provider_error(provider.name, exc)
+                if isinstance(exc, TransientError | RateLimited):
+                    breaker.record_outage()
                 raise
             breaker.record_success()
             await self.update(
@@ -899,7 +949,10 @@ class JobService:
         for attempt in range(1, FOLLOW_ATTEMPTS + 1):
             try:
                 result = await self._follow_once(job, handle, status)
-            except (TransientError, RateLimited) as exc:
+            except ProviderError as exc:
+                self.metrics.provider_error(job.provider, exc)
+                if not isinstance(exc, TransientError | RateLimited):
+                    raise
                 breaker.record_outage()
                 if attempt == FOLLOW_ATTEMPTS:
                     raise
@@ -913,9 +966,13 @@ class JobService:
     async def _follow_once(
         self, job: Job, handle: ProviderHandle, status: LatestWins[Progress]
     ) -> ProviderResult:
+        seen: float | None = None  # when the last status that was not done came
         async for observed in self.provider_for(job).watch(handle):
             if observed.kind is StatusKind.COMPLETED and observed.result is not None:
+                if seen is not None:
+                    self.metrics.completion_detected(job.provider, time.monotonic() - seen)
                 return observed.result
+            seen = time.monotonic()
             if observed.kind is StatusKind.QUEUED:
                 if job.state is not JobState.QUEUED:
                     await self.update(job, state=JobState.QUEUED)
@@ -927,24 +984,42 @@ class JobService:
         raise ProviderError("the provider's status ended without a result")
 
     async def _finish(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> None:
+        charged: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.charge(uow, job.reservation_id, job_id=job.id)
+                charged = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.CHARGED, job_id=job.id
+                )
             await _write(uow, job, {"state": JobState.DELIVERED, "finished_at": utcnow()})
+        self.metrics.job_ended(job, charged)
         bound.info(
             "job.delivered", cost=job.cost, seconds=_seconds(job.created_at, job.finished_at)
         )
 
-    async def _settle_failure(self, job: Job, reason: str, state: JobState) -> None:
-        """Refund and end the job in one unit of work."""
+    async def _settle_failure(
+        self, job: Job, reason: str, state: JobState, *, unless_moved: bool = False
+    ) -> None:
+        """Refund and end the job in one unit of work.
+
+        ``unless_moved``: the job runs in another process and the decision was made on its
+        state as read before: lock its row and raise :class:`_StateMoved` if that state
+        moved on meanwhile (its owner started sending it, say), refunding nothing."""
+        refunded: ReservationRow | None = None
         async with self._storage.unit() as uow:
             await uow.lock_guild(job.origin.guild_id)
+            if unless_moved:
+                stored = await uow.jobs.lock(job.id)
+                if stored is None or stored.state is not job.state:
+                    raise _StateMoved(job.id)
             await self._hold(uow, job)
             if job.reservation_id is not None:
-                await self._quotas.refund(uow, job.reservation_id, job_id=job.id, reason=reason)
+                refunded = await self._quotas.settle(
+                    uow, job.reservation_id, ReservationState.REFUNDED, job_id=job.id, reason=reason
+                )
             await _write(uow, job, {"state": state, "error": reason, "finished_at": utcnow()})
+        self.metrics.job_ended(job, refunded)
 
     async def _fail(self, job: Job, observer: JobObserver, reason: str) -> None:
         await self._settle_failure(job, reason, JobState.FAILED)

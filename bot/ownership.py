@@ -22,6 +22,18 @@ HEARTBEAT = LEASE_TTL / 3
 before a lease runs out)."""
 TAKEOVER_EVERY = timedelta(seconds=3)
 """How often the Discord bot looks for unfinished jobs whose lease is free or has run out."""
+TAKEOVER_BATCH = 10
+"""The most jobs one takeover round claims. A full round is followed by another after a short
+random pause instead of ``TAKEOVER_EVERY``, so the jobs of a dead process are shared among the
+live ones (each takes a batch in turn) instead of all landing on the first to look."""
+TAKEOVER_PAUSE = (0.05, 0.4)
+"""Seconds (uniform between the two) before the round after a full one."""
+
+
+SOLE_BOT_OWNER = "sole-bot"
+"""The owner id of the one bot an SQLite database admits (:attr:`Storage.sole_bot`): the same
+in every run, so a bot restarted after a kill -9 takes its old jobs back at once instead of
+waiting ``LEASE_TTL`` for leases nobody else could hold."""
 
 
 def new_owner() -> str:

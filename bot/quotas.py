@@ -24,6 +24,7 @@ still held, so repeating either (after a restart, say) changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from bot.periods import next_reset, period_key, previous_key
 from bot.policy import GuildPolicy
 from bot.pricing import Quote
 from bot.storage.base import UnitOfWork
-from bot.storage.records import LedgerEntry, LedgerKind, ReservationState
+from bot.storage.records import LedgerEntry, LedgerKind, ReservationRow, ReservationState
 
 __all__ = [
     "TERMINAL_GUILD",
@@ -191,9 +192,8 @@ class Quotas:
         self, uow: UnitOfWork, reservation_id: int, *, job_id: int | None = None
     ) -> bool:
         """Turn a held reservation into spend. False (and no change) if it already ended."""
-        return await self._settle(
-            uow, reservation_id, ReservationState.CHARGED, job_id=job_id, reason=""
-        )
+        ended = await self.settle(uow, reservation_id, ReservationState.CHARGED, job_id=job_id)
+        return ended is not None
 
     async def refund(
         self,
@@ -204,9 +204,10 @@ class Quotas:
         reason: str = "",
     ) -> bool:
         """Give a held reservation back. False (and no change) if it already ended."""
-        return await self._settle(
+        ended = await self.settle(
             uow, reservation_id, ReservationState.REFUNDED, job_id=job_id, reason=reason
         )
+        return ended is not None
 
     async def grant(
         self, uow: UnitOfWork, guild_id: int, amount: int, *, actor_id: int, reason: str
@@ -260,20 +261,23 @@ class Quotas:
         )
         return await self.balance(uow, guild_id)
 
-    async def _settle(
+    async def settle(
         self,
         uow: UnitOfWork,
         reservation_id: int,
         state: ReservationState,
         *,
-        job_id: int | None,
-        reason: str,
-    ) -> bool:
+        job_id: int | None = None,
+        reason: str = "",
+    ) -> ReservationRow | None:
+        """End a held reservation as ``state`` (charged or refunded); the reservation as it
+        ended (its amount and USD price, for the metrics), or None (and no change) if it had
+        already ended."""
         ended = await uow.ledger.settle(
             reservation_id, state, job_id=job_id, reason=reason, now=self._clock()
         )
         if ended is None:
-            return False
+            return None
         log.info(
             f"credits.{state}",
             guild_id=ended.guild_id,
@@ -281,7 +285,7 @@ class Quotas:
             job_id=job_id,
             amount=ended.amount,
         )
-        return True
+        return dataclasses.replace(ended, state=state)  # the repository's is the row before
 
     async def member_spent(self, uow: UnitOfWork, guild_id: int, user_id: int, key: str) -> int:
         """Credits the member holds or spent in the period ``key`` (refunds excluded)."""

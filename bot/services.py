@@ -14,7 +14,9 @@ from bot import __version__
 from bot.config import Settings
 from bot.delivery import sweep
 from bot.jobs import JobLimits, JobService
+from bot.metrics import Metrics
 from bot.moderation import Moderation
+from bot.ownership import SOLE_BOT_OWNER
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.quotas import Quotas
@@ -71,6 +73,7 @@ class Services:
     quotas: Quotas
     jobs: JobService
     moderation: Moderation
+    metrics: Metrics
     fit_pool: FitPool
 
     @classmethod
@@ -98,11 +101,13 @@ class Services:
             await storage.close()
             raise
         quotas = build_quotas(settings)
+        metrics = Metrics()
         sweep()  # what a killed process left in the temp folder; its jobs download again
         # Worker processes start on the first fit, not here: most clips need none.
         fit_pool = FitPool(concurrency=settings.fit_concurrency, timeout=settings.fit_timeout)
         jobs = JobService(
             storage=storage,
+            owner=SOLE_BOT_OWNER if storage.sole_bot else None,
             quotas=quotas,
             provider=provider,
             session=session,
@@ -121,9 +126,12 @@ class Services:
                 guild_max_queue=settings.guild_max_queue,
                 monthly_usd_cap=settings.monthly_usd_cap,
             ),
+            metrics=metrics,
         )
         moderation = Moderation(storage, quotas)
-        return cls(settings, storage, session, provider, quotas, jobs, moderation, fit_pool)
+        return cls(
+            settings, storage, session, provider, quotas, jobs, moderation, metrics, fit_pool
+        )
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""

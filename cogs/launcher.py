@@ -20,6 +20,7 @@ from bot.jobs import RequestRefused
 from bot.models import GenerationRequest, Job, Origin, PikaModel, Progress
 from bot.policy import MemberContext
 from bot.requests import RequestOptions, prepare_request
+from cogs.answers_first import FIRST_ANSWERS
 from cogs.embeds import status_embed
 from cogs.presenter import DiscordJobObserver
 from cogs.views import status_view
@@ -265,7 +266,9 @@ async def defer_privately(interaction: discord.Interaction) -> None:
     """Answer Discord now with a private "thinking…" (the 3 s window is met whatever comes
     next); :func:`answer_privately` then replaces it. Once per interaction."""
     if not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with FIRST_ANSWERS.answering():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        await FIRST_ANSWERS.wait_turn()  # other members' first answers go out before our work
 
 
 async def answer_privately(interaction: discord.Interaction, text: str) -> None:

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from discord import Permissions as discord_permissions
 
-from tests.fakes.discord import DiscordDouble
+from cogs.launcher import REQUIRED_CHANNEL_PERMISSIONS
+from tests.fakes.discord import APPLICATION_ID, DiscordDouble
 from tests.fakes.providers import SETUPS, ProviderSetup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,13 +53,14 @@ async def check(
 
 @pytest.mark.parametrize("setup", SETUPS.values(), ids=list(SETUPS))
 async def test_check_passes_with_good_token_and_key(setup: ProviderSetup, tmp_path: Path):
-    """Good token and key: three ✓ lines, exit 0; the key check creates no job; 1min.ai's key
-    is reported as set but not verifiable, and nothing is sent to 1min.ai at all."""
+    """Good token and key: four ✓ lines (the last the invite link), exit 0; the key check
+    creates no job; 1min.ai's key is reported as set but not verifiable, and nothing is sent
+    to 1min.ai at all."""
     async with DiscordDouble() as discord, setup.make() as fake:
         env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
         code, lines, err = await check(discord.rest_base, env, tmp_path)
         assert code == 0, (lines, err)
-        assert len(lines) == 3, lines
+        assert len(lines) == 4, lines
         assert all(line.startswith("✓ ") for line in lines), lines
         assert f"PIKA_PROVIDER={setup.name}" in lines[0]
         assert "Discord accepted DISCORD_TOKEN" in lines[1]
@@ -73,6 +76,50 @@ async def test_check_passes_with_good_token_and_key(setup: ProviderSetup, tmp_pa
         output = "\n".join(lines) + err
         assert fake.key not in output
         assert discord.token not in output
+
+
+async def test_check_prints_the_invite_link(tmp_path: Path):
+    """The last line is the invite link of the application Discord names for the token, with
+    the scopes and permissions the README lists."""
+    setup = SETUPS["fal"]
+    async with DiscordDouble() as discord, setup.make() as fake:
+        env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+        assert code == 0, (lines, err)
+        assert discord.requests_to("GET", "/oauth2/applications/@me")
+    permissions = discord_permissions(
+        view_channel=True,
+        send_messages=True,
+        embed_links=True,
+        attach_files=True,
+        read_message_history=True,
+        add_reactions=True,
+    ).value
+    assert lines[3] == (
+        "✓ invite the bot with https://discord.com/oauth2/authorize"
+        f"?client_id={APPLICATION_ID}&permissions={permissions}&integration_type=0"
+        "&scope=bot+applications.commands (scopes bot and applications.commands; permissions"
+        " View Channels, Send Messages, Embed Links, Attach Files, Read Message History,"
+        " Add Reactions)"
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        "**View Channels, Send Messages, Embed Links, Attach Files, Read Message\n   History,"
+        " Add Reactions**" in readme
+    )
+    assert REQUIRED_CHANNEL_PERMISSIONS.value == permissions  # what /pika checks per channel
+
+
+async def test_check_says_when_the_invite_link_cannot_be_built(tmp_path: Path):
+    """Discord failing the application lookup: a ✗ invite line pointing at the portal."""
+    setup = SETUPS["fal"]
+    async with DiscordDouble() as discord, setup.make() as fake:
+        discord.fail("GET /oauth2/applications/@me", 500)
+        env = {"DISCORD_TOKEN": discord.token, **setup.env(fake)}
+        code, lines, err = await check(discord.rest_base, env, tmp_path)
+    assert code == 1, (lines, err)
+    assert lines[3].startswith("✗ invite link: Discord answered HTTP 500")
+    assert "URL Generator" in lines[3]
 
 
 @pytest.mark.parametrize("name", ["fal", "aigateway", "pixazo"])
@@ -99,6 +146,7 @@ async def test_check_reports_a_refused_discord_token(tmp_path: Path):
         assert lines[1].startswith("✗ Discord refused DISCORD_TOKEN")
         assert "developer portal" in lines[1]
         assert lines[2].startswith("✓ ")
+        assert len(lines) == 3  # no invite link without a token Discord took
         assert "not-the-token" not in "\n".join(lines) + err
 
 

@@ -17,8 +17,10 @@ from bot.moderation import Moderation
 from bot.pricing import Quote
 from bot.quotas import Balance, Quotas
 from bot.storage import Storage, open_storage, sqlite_url
-from bot.storage.base import NewGuild
+from bot.storage.base import NewGuild, Role
 from bot.storage.records import AuditEntry, GuildLists, GuildRow, LedgerEntry, ReservationRow
+from bot.storage.sqlite.moved import DatabaseMoved
+from bot.storage.versions import MIGRATED_BY
 from tests.storage.helpers import new_job
 from tests.test_cli import pikabot
 from tests.units import Credits, audit_rows, ledger_rows
@@ -194,19 +196,40 @@ async def test_migrate_db_refuses_a_target_that_holds_data(
     env = {"PIKABOT_DATABASE": str(db)}
     assert (await pikabot("migrate-db", "--to", postgres_url, env=env, cwd=tmp_path))[0] == 0
     copied = await read(postgres_url, job_ids, reservation_ids)
-    storage = await open_storage(sqlite_url(db))  # the bot carried on on SQLite meanwhile
-    try:
-        await Credits(storage, quotas()).grant(BIG, 1, actor_id=MODERATOR, reason="late")
-    finally:
-        await storage.close()
+    other = tmp_path / "other" / "pikabot.sqlite3"  # another bot's file, into the same target
+    await build(other)
 
-    code, out, err = await pikabot("migrate-db", "--to", postgres_url, env=env, cwd=tmp_path)
+    code, out, err = await pikabot(
+        "migrate-db", "--to", postgres_url, env={"PIKABOT_DATABASE": str(other)}, cwd=tmp_path
+    )
 
     assert (code, out) == (2, "")
     assert err.startswith("pikabot: nothing copied: ")
     assert "already holds data (2 guilds" in err
     assert len(err.strip().splitlines()) == 1
     assert await read(postgres_url, job_ids, reservation_ids) == copied
+
+
+async def test_a_copied_file_is_refused_to_the_bot_commands_and_a_second_copy(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """After the move, a bot or command started on the old file by mistake is refused with one
+    line naming where the data went (never the password), so nobody spends a stale balance."""
+    db = tmp_path / "pikabot.sqlite3"
+    await build(db)
+    env = {"PIKABOT_DATABASE": str(db)}
+    assert (await pikabot("migrate-db", "--to", postgres_url, env=env, cwd=tmp_path))[0] == 0
+    where = postgres_url.rsplit("/", 1)[1]
+
+    for command in (("quota", "show", str(BIG)), ("migrate-db", "--to", postgres_url)):
+        code, out, err = await pikabot(*command, env=env, cwd=tmp_path)
+        assert code != 0 and out == "", (command, out)
+        assert len(err.strip().splitlines()) == 1, err
+        assert "copied to" in err and where in err and "PIKABOT_DATABASE_URL" in err, err
+    with pytest.raises(DatabaseMoved):
+        await open_storage(sqlite_url(db), role=Role.BOT)
+    storage = await open_storage(sqlite_url(db))  # still readable as the backup it is
+    await storage.close()
 
 
 @pytest.mark.parametrize(
@@ -293,8 +316,10 @@ async def test_migrate_db_rolls_back_what_does_not_match(
     assert "nothing was kept" in err
     connection = await asyncpg.connect(postgres_url)
     try:
-        for table in ("guilds", "ledger", "reservations", "jobs", "audit", "meta"):
-            assert await connection.fetchval(f"SELECT COUNT(*) FROM {table}") == 0
+        for table in ("guilds", "ledger", "reservations", "jobs", "audit"):
+            assert await connection.fetchval(f"SELECT COUNT(*) FROM {table}") == 0, table
+        # meta keeps only what migrating the target wrote: the pikabot version that did it
+        assert await connection.fetchval("SELECT key FROM meta") == MIGRATED_BY
     finally:
         await connection.close()
 

@@ -182,8 +182,13 @@ async def test_e2e_restart_mid_job_delivers_once(stack: Stack):
     await stack.bot.kill()
     assert stack.job_states() == ["queued"]
     syncs_before = stack.discord.sync_count(GUILD_ID)
+    log_before = len(stack.bot.log())
     await stack.bot.start()
-    # The killed process's lease on the job runs out first (bot.ownership.LEASE_TTL).
+    # The one bot of an SQLite file takes its killed run's job back at start (its owner id is
+    # the same every run), without waiting for the lease to run out (bot.ownership.LEASE_TTL).
+    await eventually(
+        lambda: '"count": 1' in _first_resume(stack.bot.log()[log_before:]), True, within=20
+    )
     result = await stack.discord.wait_for_message(
         lambda m: bool(m.attachments), channel_id=CHANNEL_ID, timeout=60, after=cursor
     )
@@ -194,6 +199,11 @@ async def test_e2e_restart_mid_job_delivers_once(stack: Stack):
     assert stack.fal.count("submit") == 1
     assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
     assert stack.discord.sync_count(GUILD_ID) == syncs_before, "unchanged commands not re-synced"
+
+
+def _first_resume(log: str) -> str:
+    """The start-up resume's log line (the takeover loop's later ones come after it)."""
+    return next((line for line in log.splitlines() if '"jobs.resumed"' in line), "")
 
 
 async def test_e2e_sigterm_shuts_down_cleanly(stack: Stack):

@@ -18,7 +18,7 @@ from tests.fakes.bot_process import BotProcess
 from tests.fakes.discord import GUILD_ID, USER_ID, DiscordDouble
 from tests.fakes.discord.gateway import shard_of
 from tests.fakes.fal import FakeFal
-from tests.fakes.stack import FAL_KEY, footer
+from tests.fakes.stack import FAL_KEY, description, footer
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.e2e
 SHARDS = 3
 SAME_SHARD_GUILD_ID = 1_300_000_000_012_583_012
 """A second guild on the shard of ``GUILD_ID`` (shard 2 of 3)."""
+OTHER_SHARD_GUILD_ID = 1_300_000_000_004_194_304
+"""A guild on shard 1 of 2 (``GUILD_ID`` is on shard 0 of 2)."""
 JOBS_PER_GUILD = 2
 TAKEOVER_BOUND = (LEASE_TTL + TAKEOVER_EVERY * 3).total_seconds()
 """The most a takeover may take: the lease runs out, then a takeover round finds it (slack
@@ -62,6 +64,11 @@ async def charges(url: str) -> tuple[list[str], int]:
 def owner_pid(owner: str | None) -> int | None:
     """The pid in a ``host:pid:random`` owner id."""
     return int(owner.split(":")[-2]) if owner else None
+
+
+def ready_shards(discord: DiscordDouble) -> list[int]:
+    """The shards whose session got READY."""
+    return sorted(e.data["shard"][0] for e in discord.events if e.kind == "gateway_ready")
 
 
 def posted_job_ids(discord: DiscordDouble, channels: Sequence[int]) -> Counter[str]:
@@ -104,12 +111,7 @@ async def test_e2e_kill_9_of_one_of_three_processes_hands_its_jobs_to_the_others
             for bot in bots:
                 await bot.start()
 
-            def ready_shards() -> list[int]:
-                return sorted(
-                    e.data["shard"][0] for e in discord.events if e.kind == "gateway_ready"
-                )
-
-            await eventually(ready_shards, [0, 1, 2], within=60, every=0.1)
+            await eventually(lambda: ready_shards(discord), [0, 1, 2], within=60, every=0.1)
             await discord.wait_for(lambda e: e.kind == "command_sync", timeout=30)
             second = await discord.add_guild("Second", guild_id=SAME_SHARD_GUILD_ID)
             channels = [next(iter(discord.world.guilds[g].channels)) for g in (GUILD_ID, second)]
@@ -191,3 +193,86 @@ async def test_e2e_kill_9_of_one_of_three_processes_hands_its_jobs_to_the_others
 async def _pause() -> None:
     """A tenth of a second between two reads of another process's database."""
     await asyncio.sleep(0.1)
+
+
+async def test_e2e_two_processes_share_one_line_and_its_limit(postgres_url: str, tmp_path: Path):
+    """PIKABOT_MAX_CONCURRENT_JOBS=1 with two processes on one database: while process A's
+    job runs, process B's job (another guild, another shard) waits in the shared line and its
+    status says so; once A's clip is done, B's starts and both are posted and charged once."""
+    async with (
+        DiscordDouble(recommended_shards=2) as discord,
+        FakeFal(key=FAL_KEY, stream_interval=0.05, ready_after=3600) as fal,
+    ):
+        bots = [
+            BotProcess(
+                discord.rest_base,
+                {
+                    "DISCORD_TOKEN": discord.token,
+                    "FAL_KEY": FAL_KEY,
+                    "FAL_QUEUE_URL": fal.url,
+                    "PIKABOT_DATABASE_URL": postgres_url,
+                    "PIKABOT_DATABASE": str(tmp_path / f"data{shard}" / "unused.sqlite3"),
+                    "PIKABOT_SHARD_COUNT": "2",
+                    "PIKABOT_SHARD_IDS": str(shard),
+                    "PIKABOT_MAX_CONCURRENT_JOBS": "1",
+                    "PIKABOT_STATUS_EDIT_INTERVAL": "0.2",
+                    "PIKABOT_POLL_INTERVAL": "0.1",
+                    "PIKABOT_DEFAULT_ALLOWANCE": "1000",
+                },
+                tmp_path / f"line{shard}.log",
+            )
+            for shard in range(2)
+        ]
+        try:
+            for bot in bots:
+                await bot.start()
+            await eventually(lambda: ready_shards(discord), [0, 1], within=60, every=0.1)
+            await discord.wait_for(lambda e: e.kind == "command_sync", timeout=30)
+            other = await discord.add_guild("Other", guild_id=OTHER_SHARD_GUILD_ID)
+            places = [(g, next(iter(discord.world.guilds[g].channels))) for g in (GUILD_ID, other)]
+            assert {shard_of(g, 2) for g, _ in places} == {0, 1}
+            first, second = places
+            cursor = discord.cursor()
+            for guild_id, channel_id in places:
+                interaction = await discord.slash(
+                    "pika",
+                    {"prompt": f"a lighthouse in guild {guild_id}"},
+                    guild_id=guild_id,
+                    channel_id=channel_id,
+                    user_id=USER_ID,
+                )
+                answer = await interaction.answer(timeout=15)
+                assert "on its way" in answer.data.get("content", ""), answer.data
+                if guild_id == first[0]:
+                    await eventually(lambda: fal.count("submit"), 1, within=20, every=0.05)
+            waiting = await discord.wait_for_message(
+                lambda m: "waiting in line, position 1" in description(m),
+                channel_id=second[1],
+                timeout=20,
+                after=cursor,
+                kinds=("message_create", "message_update"),
+            )
+            assert waiting.embeds
+            assert fal.count("submit") == 1  # the bot-wide limit holds across the processes
+            for job in fal.jobs.values():
+                job.ready_at = None  # the first clip is done: the second may start
+            await eventually(lambda: fal.count("submit"), 2, within=30, every=0.05)
+            for job in fal.jobs.values():
+                job.ready_at = None
+            expected = Counter({f"job {r['id']}": 1 for r in await jobs(postgres_url)})
+            await eventually(
+                lambda: posted_job_ids(discord, [first[1], second[1]]),
+                expected,
+                within=60,
+                every=0.1,
+            )
+            for _ in range(100):
+                states, charged = await charges(postgres_url)
+                if sorted(states) == ["charged", "charged"] and charged == 2:
+                    break
+                await _pause()
+            assert sorted(states) == ["charged", "charged"] and charged == 2
+        finally:
+            for bot in bots:
+                if bot.process is not None:
+                    await bot.stop()

@@ -17,7 +17,7 @@ import pytest
 from bot.clock import utcnow
 from bot.jobs import STILL_SENDING, CannotCancel, JobLimits, JobService
 from bot.models import Job, JobState, Origin
-from bot.ownership import HEARTBEAT, LEASE_TTL, new_owner
+from bot.ownership import HEARTBEAT, LEASE_TTL, TAKEOVER_BATCH, new_owner
 from bot.storage import Storage
 from bot.storage.records import LedgerKind, ReservationState
 from tests.fakes.fal import FakeFal
@@ -212,3 +212,18 @@ async def test_a_job_cancelled_elsewhere_is_stopped_by_its_owner_before_it_submi
 def test_owner_ids_differ_per_process_start():
     """Two services in one process (or a pid reused) never share an owner id."""
     assert new_owner() != new_owner()
+
+
+async def test_a_takeover_round_claims_one_batch_and_leaves_the_rest_to_others(pair: Pair):
+    """With more orphaned jobs than one batch, a round takes a batch; the next process to
+    look takes the next batch, so a dead process's jobs are shared, not all taken by one."""
+    count = TAKEOVER_BATCH + 3
+    jobs = [
+        await pair.a.create(request(), Origin(5000 + u, 43, u, "u"))  # a guild each
+        for u in range(1, count + 1)
+    ]
+    pair.clock.advance(PAST_TTL)  # A died: every lease has run out
+    first = await pair.b.resume(lambda _job: RecordingFrontEnd(), batch=TAKEOVER_BATCH)
+    assert [j.id for j in first] == [j.id for j in jobs[:TAKEOVER_BATCH]]
+    second = await pair.a.resume(lambda _job: RecordingFrontEnd(), batch=TAKEOVER_BATCH)
+    assert [j.id for j in second] == [j.id for j in jobs[TAKEOVER_BATCH:]]

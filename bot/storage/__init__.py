@@ -4,21 +4,37 @@
 (absolute) is the embedded default, for one process; ``postgresql://user:pass@host/db`` is the
 shared engine for several processes. Both apply their numbered migrations when opened and
 refuse a database migrated by a newer pikabot (:class:`~bot.storage.base.SchemaTooNew`).
+:func:`backup_database` copies one while it is in use (SQLite) or says how (PostgreSQL).
 """
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot.storage.base import Role, SchemaTooNew, Storage, StorageError, UnitOfWork
+from bot.storage.base import (
+    Backup,
+    BackupFailed,
+    BackupUnsupported,
+    Role,
+    SchemaTooNew,
+    Storage,
+    StorageError,
+    UnitOfWork,
+)
 
 __all__ = [
+    "Backup",
+    "BackupFailed",
+    "BackupUnsupported",
     "Role",
     "SchemaTooNew",
     "Storage",
     "StorageError",
     "UnitOfWork",
+    "backup_database",
     "open_storage",
     "sqlite_url",
 ]
@@ -59,6 +75,29 @@ async def open_storage(url: str, *, role: Role | None = None) -> Storage:
         from bot.storage.postgres import open_postgres
 
         return await open_postgres(url)
+    raise StorageError(
+        "PIKABOT_DATABASE_URL must start with sqlite:/// or postgresql://"
+        f" (got {scheme + '://' if scheme else 'no scheme'})"
+    )
+
+
+async def backup_database(url: str, target: Path, *, at: datetime) -> Backup:
+    """``pikabot backup``: a consistent copy of the database at ``url`` into the new file (or
+    the folder) ``target``, made while the bot runs, without opening (or migrating) it as a
+    storage: :meth:`Storage.backup <bot.storage.base.Storage.backup>` of a closed database.
+    ``at`` names a copy made into a folder. PostgreSQL raises
+    :class:`~bot.storage.base.BackupUnsupported` (use ``pg_dump``), without connecting."""
+    scheme = urlsplit(url).scheme
+    if scheme == SQLITE_SCHEME:
+        from bot.storage.sqlite.backup import backup_to
+        from bot.storage.sqlite.connection import absolute
+
+        return await asyncio.to_thread(backup_to, absolute(sqlite_path(url)), target, at)
+    if scheme in POSTGRES_SCHEMES:
+        from bot.storage.postgres.backup import use_pg_dump
+        from bot.storage.postgres.connect import redacted
+
+        raise use_pg_dump(redacted(url))
     raise StorageError(
         "PIKABOT_DATABASE_URL must start with sqlite:/// or postgresql://"
         f" (got {scheme + '://' if scheme else 'no scheme'})"

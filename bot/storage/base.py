@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.models import GenerationRequest, Job, Origin, OriginKind
@@ -35,6 +36,7 @@ from bot.storage.records import (
     GuildRow,
     LedgerEntry,
     LedgerKind,
+    LineSnapshot,
     MemberSpend,
     PeriodTotals,
     ReservationRow,
@@ -59,6 +61,36 @@ class StorageError(Exception):
 
 class SchemaTooNew(StorageError):
     """The database was migrated by a newer pikabot than this one."""
+
+
+class BackupFailed(StorageError):
+    """A backup could not be written (one line: where, and why)."""
+
+
+class BackupUnsupported(StorageError):
+    """This backend is backed up with its own tools (PostgreSQL: ``pg_dump``); the message
+    says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """A consistent copy of the database that was written and checked."""
+
+    source: str
+    path: Path
+    schema_version: int
+    size: int
+
+    def line(self) -> str:
+        """What was written, in one line."""
+        if self.size < 1024 * 1024:
+            size = f"{self.size / 1024:.0f} KiB"
+        else:
+            size = f"{self.size / (1024 * 1024):.1f} MiB"
+        return (
+            f"backed up {self.source} (schema version {self.schema_version}, {size})"
+            f" to {self.path}, checked"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +260,12 @@ class JobRepo(Protocol):
         """The job with this id."""
         ...
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id, its row locked until the unit ends, so a decision made on
+        its state holds when the unit writes (PostgreSQL: ``FOR UPDATE``: another unit's
+        write of the row waits, then sees this one's; SQLite: a write unit is exclusive)."""
+        ...
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes (state,
         provider_handle, extra, status_message_id, result_message_id, error, started_at,
@@ -262,11 +300,14 @@ class JobRepo(Protocol):
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; jobs another unit is claiming are skipped, not waited
         for (PostgreSQL: ``FOR UPDATE SKIP LOCKED``). ``kinds``: only jobs of these origins
-        (the front ends the claiming process can show; None: any)."""
+        (the front ends the claiming process can show; None: any). ``reclaim``: also the
+        jobs still leased to ``owner`` itself (a restarted sole bot's own, see
+        :attr:`Storage.sole_bot`)."""
         ...
 
     async def renew(self, owner: str, job_ids: Sequence[int], until: datetime) -> list[int]:
@@ -275,6 +316,20 @@ class JobRepo(Protocol):
 
     async def release(self, owner: str, job_ids: Sequence[int]) -> None:
         """Give up ``owner``'s leases on these jobs (they stay unfinished for others)."""
+        ...
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts (:mod:`bot.fair_line`): the waiting jobs (PENDING, no slot
+        taken, lease free or live at ``now``: a dead process's jobs rejoin once taken over),
+        the jobs holding a slot per guild, and when each waiting guild last took one."""
+        ...
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        ...
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild (the line's length bound)."""
         ...
 
 
@@ -338,6 +393,12 @@ class Storage(Protocol):
         ...
 
     @property
+    def sole_bot(self) -> bool:
+        """True when this process is the only bot the database admits (SQLite opened as
+        :attr:`Role.BOT`): a job leased to this bot's owner id is a previous run's, dead."""
+        ...
+
+    @property
     def created(self) -> bool:
         """True when opening found no pikabot database there and made a new, empty one (so
         start-up can warn that the ledger starts from nothing)."""
@@ -353,6 +414,18 @@ class Storage(Protocol):
 
     async def schema_version(self) -> int:
         """The number of the last migration applied."""
+        ...
+
+    async def backup(self, target: Path) -> Backup:
+        """Write a consistent copy of the database to the new file ``target`` while it is in
+        use (SQLite: the online backup API), checked before it is kept. A backend that has
+        its own tools for it raises :class:`BackupUnsupported` saying which (PostgreSQL:
+        ``pg_dump``); a copy that cannot be written, :class:`BackupFailed`."""
+        ...
+
+    async def ping(self) -> None:
+        """One cheap read of the database; raises :class:`StorageError` (or the driver's
+        error) when it cannot be reached or read, for the health check."""
         ...
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.clock import utcnow
 from bot.storage.base import Role, StorageError
 from bot.storage.postgres import bulk, connect
 from bot.storage.postgres import open_postgres as _open_postgres
@@ -34,6 +35,8 @@ from bot.storage.postgres.types import Connection as PgConnection
 from bot.storage.sqlite import export, open_sqlite
 from bot.storage.sqlite.connection import Connection as SqliteConnection
 from bot.storage.sqlite.lockfile import DatabaseInUse
+from bot.storage.sqlite.moved import DatabaseMoved, mark_moved
+from bot.storage.versions import MIGRATED_BY
 
 
 class CopyRefused(StorageError):
@@ -119,8 +122,8 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str) -> CopySummary:
     started = time.perf_counter()
     try:
         sqlite = await open_sqlite(source, role=Role.COPY)  # migrates it to the current schema
-    except DatabaseInUse as busy:
-        raise CopyRefused(str(busy)) from None
+    except (DatabaseInUse, DatabaseMoved) as refused:
+        raise CopyRefused(str(refused)) from None
     try:
         postgres = await _open_postgres(target_url, pool_size=1)
         assert isinstance(postgres, PostgresStorage)
@@ -136,6 +139,8 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str) -> CopySummary:
                     ) from None
         finally:
             await postgres.close()
+        async with sqlite.unit() as unit:  # the old file is refused from now on
+            await mark_moved(unit.meta, target.location, utcnow())
     finally:
         await sqlite.close()
     return CopySummary(str(source), target.location, rows, held, time.perf_counter() - started)
@@ -169,6 +174,7 @@ async def _copy(
     """Lock, check empty, load, reset identities and verify; the rows per table and the
     held reservations."""
     await bulk.lock(db, [t.name for t in TABLES])
+    await bulk.forget_meta(db, [MIGRATED_BY])  # written by migrating it; the source's is copied
     present = {t.name: await bulk.count(db, t.name) for t in TABLES}
     if any(present.values()):
         found = ", ".join(f"{n} {name}" for name, n in present.items() if n)

@@ -160,3 +160,21 @@ class MemberSpend:
     credits: int
     usd_micros: int
     jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingJob:
+    """A job in the bot's own line: PENDING, not holding a slot, and not orphaned."""
+
+    job_id: int
+    guild_id: int
+    queued_at: datetime  # when it was created: its place in its guild's line
+
+
+@dataclass(frozen=True, slots=True)
+class LineSnapshot:
+    """The whole bot's line at one instant, across every process sharing the database."""
+
+    waiting: tuple[WaitingJob, ...]  # oldest first
+    running: dict[int, int]  # guild id -> its unfinished jobs holding a slot
+    last_start: dict[int, datetime]  # guild id -> its latest slot taken (guilds in line only)

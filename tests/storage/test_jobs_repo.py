@@ -274,3 +274,53 @@ async def test_claim_takes_only_the_origin_kinds_asked_for(storage: Storage) -> 
         both = {OriginKind.DISCORD, OriginKind.TERMINAL}
         rest = await uow.jobs.claim("bot", NOW, later(30), 10, kinds=both)
     assert [j.id for j in rest] == [discord_job.id, terminal[1].id]
+
+
+async def test_line_lists_waiting_jobs_and_counts_slots_per_guild(storage: Storage) -> None:
+    """Waiting: PENDING without a slot, lease free or live. A slot is taken once (the first
+    instant stays) and held until the job ends; the last start is per waiting guild."""
+    first, second, third = await create(storage, 3)
+    (other,) = await create(storage, guild_id=OTHER_GUILD)
+    async with storage.unit() as uow:
+        dead = await uow.jobs.create(
+            new_job(lease_owner="gone", lease_until=later(5)), later(3)
+        )  # its lease runs out at +5 s
+        live = await uow.jobs.create(new_job(lease_owner="here", lease_until=later(60)), later(4))
+        await uow.jobs.take_slots([first.id], later(10))
+        await uow.jobs.take_slots([first.id, second.id], later(20))  # first keeps +10 s
+        await uow.jobs.update(second.id, {"state": JobState.DELIVERED}, later(21))
+    async with storage.read() as uow:
+        line = await uow.jobs.line(later(30))
+        assert await uow.jobs.open_counts(GUILD) == (5, 4)
+        assert await uow.jobs.open_counts(OTHER_GUILD) == (5, 1)
+    assert [(w.job_id, w.guild_id) for w in line.waiting] == [
+        (third.id, GUILD),
+        (other.id, OTHER_GUILD),
+        (live.id, GUILD),
+    ]
+    assert line.waiting[0].queued_at == later(2)
+    assert dead.id not in {w.job_id for w in line.waiting}
+    assert line.running == {GUILD: 1}  # second ended: its slot is free
+    assert line.last_start == {GUILD: later(20)}  # OTHER_GUILD never started one
+
+
+async def test_claim_with_reclaim_takes_the_owners_own_live_leases_too(storage: Storage) -> None:
+    """A restarted sole bot reclaims its previous run's jobs at once; others' stay theirs."""
+    async with storage.unit() as uow:
+        mine = await uow.jobs.create(new_job(lease_owner="sole-bot", lease_until=later(60)), NOW)
+        theirs = await uow.jobs.create(new_job(lease_owner="other", lease_until=later(60)), NOW)
+    async with storage.unit() as uow:
+        assert await uow.jobs.claim("sole-bot", later(1), later(30), 10) == []
+        taken = await uow.jobs.claim("sole-bot", later(1), later(30), 10, reclaim=True)
+    assert [j.id for j in taken] == [mine.id]
+    assert theirs.id not in {j.id for j in taken}
+
+
+async def test_only_an_sqlite_bot_is_the_sole_bot(storage_url: str) -> None:
+    from bot.storage import Role, open_storage
+
+    opened = await open_storage(storage_url, role=Role.BOT)
+    try:
+        assert opened.sole_bot is (opened.backend == "sqlite")
+    finally:
+        await opened.close()

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from bot.models import JobState
 from bot.storage import Storage
 from bot.storage.base import NewGuild, UnitOfWork
 from bot.storage.postgres import open_postgres
 from bot.storage.records import LedgerKind, ReservationState
+from tests.storage.helpers import later, new_job
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "2026-03-01"
@@ -230,3 +232,55 @@ async def test_many_units_settling_one_reservation_end_it_once(pg: Storage) -> N
         _, count = await uow.ledger.page(GUILD, offset=0, limit=100)
     assert totals.reserved == 0 and count == 2
     assert (totals.net, totals.spent) in ((-30, 30), (0, 0))
+
+
+async def test_a_locked_job_row_makes_its_owners_renewal_wait_and_see_the_decision(
+    pg: Storage, postgres_url: str
+) -> None:
+    """A cancel in one process locks the job's row and ends it; the owner's renew-or-stop in
+    another waits for that unit and then finds the job no longer open: it stops before its
+    submit instead of sending a job that was refunded."""
+    async with pg.unit() as uow:
+        job = await uow.jobs.create(new_job(lease_owner="owner", lease_until=later(60)), NOW)
+    locked, decide = asyncio.Event(), asyncio.Event()
+
+    async def cancel_elsewhere() -> JobState:
+        async with pg.unit() as uow:
+            seen = await uow.jobs.lock(job.id)
+            assert seen is not None
+            locked.set()
+            await decide.wait()
+            await uow.jobs.update(job.id, {"state": JobState.CANCELLED}, later(1))
+            return seen.state
+
+    async def owner_renews() -> list[int]:
+        async with pg.unit() as uow:
+            return await uow.jobs.renew("owner", [job.id], later(90))
+
+    canceller = asyncio.create_task(cancel_elsewhere())
+    async with asyncio.timeout(BOUND):
+        await locked.wait()
+    renewal = asyncio.create_task(owner_renews())
+    await _until_row_lock_waited(postgres_url)  # the renewal waits for the locked row
+    assert not renewal.done()
+    decide.set()
+    async with asyncio.timeout(BOUND):
+        assert await canceller is JobState.PENDING
+        assert await renewal == []  # the job is no longer open: the owner stops
+
+
+async def _until_row_lock_waited(url: str) -> None:
+    """Return once a session waits for a row (or transaction) lock; fail after BOUND."""
+    connection = await asyncpg.connect(url)
+    try:
+        for _ in range(int(BOUND / 0.02)):
+            waiting = await connection.fetchval(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted"
+                " AND locktype IN ('transactionid', 'tuple')"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await connection.close()
+    raise AssertionError(f"nobody waited for the row lock after {BOUND} s")

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 import structlog
 
+from bot import __version__
 from bot.storage import StorageError, open_storage
 from bot.storage.base import SchemaTooNew
 from bot.storage.postgres import connect, open_postgres
@@ -116,9 +117,10 @@ async def test_a_database_newer_than_the_code_is_refused_in_one_line(postgres_ur
     parts = urlsplit(url)
     location = parts._replace(netloc=f"{parts.username}@{parts.netloc.rpartition('@')[2]}")
     assert message == (
-        f"the database at {location.geturl()} is at schema version {newer} but this pikabot"
-        f" knows only up to {latest()}: upgrade pikabot (or restore the backup taken before"
-        " the upgrade)"
+        f"the database at {location.geturl()} is at schema version {newer}, migrated by"
+        f" pikabot {__version__}, but this is pikabot {__version__}, which knows schema"
+        f" versions up to {latest()}: upgrade to pikabot {__version__} or newer (or restore"
+        " the backup taken before the upgrade)"
     )
     assert PASSWORD not in message
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.resources
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from bot.storage import open_storage, sqlite_url
+from bot.storage import BackupFailed, open_storage, sqlite_url
 from bot.storage.records import PeriodTotals, ReservationState
 from bot.storage.sqlite import SqliteUnavailable, open_sqlite
+from bot.storage.sqlite.backup import KEPT
 from bot.storage.sqlite.schema import latest_version, migrations, split_sql
 from tests.storage.helpers import GUILD, NOW, PERIOD, USER, later
 
@@ -184,3 +186,66 @@ async def test_sqlite_in_memory_database_works(tmp_path: Path) -> None:
             assert await uow.meta.get("k") == "w"
     finally:
         await storage.close()
+
+
+def automatic(folder: Path) -> list[str]:
+    """The names of the files in a backups folder, sorted."""
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+async def test_sqlite_backs_up_an_existing_database_before_migrating(tmp_path: Path) -> None:
+    """Migrating version 5 first writes a checked copy of it as it was, named by its schema
+    version and the UTC time, in backups/ beside it; a new database and one already at the
+    current schema are not copied."""
+    path = tmp_path / "old.sqlite3"
+    build_version_5(path)
+    before = derived_totals(path)
+    storage = await open_sqlite(path)
+    await storage.close()
+    (name,) = automatic(tmp_path / "backups")
+    assert re.fullmatch(r"old-5-\d{8}T\d{6}Z\.sqlite3", name)
+    copy = tmp_path / "backups" / name
+    with sqlite3.connect(copy) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (5,)
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert derived_totals(copy) == before
+    again = await open_sqlite(path)  # already current: nothing to copy
+    await again.close()
+    fresh = await open_sqlite(tmp_path / "new" / "fresh.sqlite3")
+    await fresh.close()
+    assert automatic(tmp_path / "backups") == [name]
+    assert automatic(tmp_path / "new" / "backups") == []
+
+
+async def test_sqlite_keeps_the_last_automatic_backups(tmp_path: Path) -> None:
+    """Of the automatic backups of one database, the newest KEPT stay; other files stay."""
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    old = [f"old-4-2025010{day}T000000Z.sqlite3" for day in range(1, 8)]
+    for name in [*old, "notes.txt", "other-5-20250101T000000Z.sqlite3"]:
+        (folder / name).write_bytes(b"")
+    path = tmp_path / "old.sqlite3"
+    build_version_5(path)
+    storage = await open_sqlite(path)
+    await storage.close()
+    names = automatic(folder)
+    ours = [n for n in names if n.startswith("old-")]
+    assert len(ours) == KEPT
+    assert ours[: KEPT - 1] == old[-(KEPT - 1) :]
+    assert ours[-1].startswith("old-5-")
+    assert {"notes.txt", "other-5-20250101T000000Z.sqlite3"} <= set(names)
+
+
+async def test_sqlite_does_not_migrate_without_its_backup(tmp_path: Path) -> None:
+    """If the copy before migrating cannot be written, the database is left as it was and
+    the start is refused in one line saying why."""
+    path = tmp_path / "old.sqlite3"
+    build_version_5(path)
+    (tmp_path / "backups").write_text("a file where the folder should be")
+    with pytest.raises(BackupFailed) as refused:
+        await open_sqlite(path)
+    message = str(refused.value)
+    assert message.startswith(f"not migrating {path} from schema version 5: could not back up")
+    assert "\n" not in message
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (5,)

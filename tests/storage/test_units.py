@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-from bot.storage import SchemaTooNew, Storage, StorageError, open_storage, sqlite_path
+from bot import __version__
+from bot.storage import (
+    BackupFailed,
+    BackupUnsupported,
+    SchemaTooNew,
+    Storage,
+    StorageError,
+    open_storage,
+    sqlite_path,
+    sqlite_url,
+)
+from bot.storage.versions import MIGRATED_BY
 from tests.storage.helpers import DEFAULTS, GUILD, NOW, PERIOD, USER
 
 
@@ -183,33 +195,109 @@ async def test_data_survives_reopening(storage_url: str) -> None:
     assert row is not None and row.amount == 5
 
 
-async def set_stored_version(url: str, version: int) -> None:
-    """Make the database claim ``version`` as its schema (as a newer pikabot would)."""
+async def set_stored_version(url: str, version: int, migrated_by: str | None = None) -> None:
+    """Make the database claim ``version`` as its schema, migrated by pikabot ``migrated_by``
+    (as a newer pikabot would leave it; None: a newer one from before versions were kept)."""
     if urlsplit(url).scheme == "sqlite":
         with sqlite3.connect(sqlite_path(url)) as db:
             db.execute(f"PRAGMA user_version = {version:d}")
+            db.execute("DELETE FROM meta WHERE key = ?", (MIGRATED_BY,))
+            if migrated_by is not None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)", (MIGRATED_BY, migrated_by)
+                )
         return
     connection = await asyncpg.connect(url)
     try:
         await connection.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        await connection.execute("DELETE FROM meta WHERE key = $1", MIGRATED_BY)
+        if migrated_by is not None:
+            await connection.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)", MIGRATED_BY, migrated_by
+            )
     finally:
         await connection.close()
 
 
-async def test_a_newer_schema_is_refused_in_one_line(storage_url: str) -> None:
+async def test_the_pikabot_that_migrated_is_recorded(storage: Storage) -> None:
+    """Opening (and so migrating) a database records this pikabot's version in meta."""
+    async with storage.read() as uow:
+        assert await uow.meta.get(MIGRATED_BY) == __version__
+
+
+async def _known(storage_url: str) -> tuple[int, str]:
     opened = await open_storage(storage_url)
     try:
-        known = await opened.schema_version()
-        location = opened.location
+        return await opened.schema_version(), opened.location
     finally:
         await opened.close()
+
+
+async def test_a_newer_schema_is_refused_naming_both_versions(storage_url: str) -> None:
+    """A database migrated by pikabot 9.9.9 to a schema this one does not know is refused in
+    one line naming that version, this one and both schema versions; nothing is changed."""
+    known, location = await _known(storage_url)
+    await set_stored_version(storage_url, known + 1, migrated_by="9.9.9")
+    with pytest.raises(SchemaTooNew) as caught:
+        await open_storage(storage_url)
+    assert str(caught.value) == (
+        f"the database at {location} is at schema version {known + 1}, migrated by pikabot"
+        f" 9.9.9, but this is pikabot {__version__}, which knows schema versions up to {known}:"
+        " upgrade to pikabot 9.9.9 or newer (or restore the backup taken before the upgrade)"
+    )
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SchemaTooNew):  # refused again: the refusal wrote nothing
+        await open_storage(storage_url)
+
+
+async def test_a_newer_schema_of_unknown_version_is_refused_in_one_line(storage_url: str) -> None:
+    """A newer database that does not say which pikabot migrated it is still refused."""
+    known, location = await _known(storage_url)
     await set_stored_version(storage_url, known + 1)
     with pytest.raises(SchemaTooNew) as caught:
         await open_storage(storage_url)
     assert str(caught.value) == (
-        f"the database at {location} is at schema version {known + 1} but this pikabot knows"
-        f" only up to {known}: upgrade pikabot (or restore the backup taken before the upgrade)"
+        f"the database at {location} is at schema version {known + 1}, migrated by a newer"
+        f" pikabot, but this is pikabot {__version__}, which knows schema versions up to"
+        f" {known}: upgrade pikabot (or restore the backup taken before the upgrade)"
     )
+
+
+async def test_backup_copies_sqlite_and_names_pg_dump_for_postgresql(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """SQLite: a checked, self-contained copy that opens with the same data, written while
+    the database is open; PostgreSQL: refused, saying to use pg_dump (no password)."""
+    async with storage.unit() as uow:
+        await uow.meta.put("k", "v")
+        await uow.guilds.get_or_create(GUILD, DEFAULTS, NOW)
+        await uow.ledger.hold(GUILD, USER, PERIOD, 5, 0, NOW)
+    target = tmp_path / "copy.sqlite3"
+    if storage.backend == "postgresql":
+        with pytest.raises(BackupUnsupported) as refused:
+            await storage.backup(target)
+        assert "pg_dump" in str(refused.value) and storage.location in str(refused.value)
+        assert not target.exists()
+        return
+    made = await storage.backup(target)
+    assert (made.path, made.schema_version) == (target, await storage.schema_version())
+    assert made.size == target.stat().st_size > 0
+    with sqlite3.connect(target) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    copy = await open_storage(sqlite_url(target))
+    try:
+        async with copy.read() as uow:
+            assert await uow.meta.get("k") == "v"
+            assert (await uow.ledger.totals(GUILD, PERIOD)).reserved == 5
+    finally:
+        await copy.close()
+    with pytest.raises(BackupFailed, match="already exists"):
+        await storage.backup(target)
+
+
+async def test_ping_reads_the_database(storage: Storage) -> None:
+    """The health check's read works on an open database."""
+    await storage.ping()
 
 
 async def test_lock_guild_keeps_a_balance_from_overspending(storage: Storage) -> None:

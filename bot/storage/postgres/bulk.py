@@ -76,3 +76,9 @@ async def reset_identity(db: Connection, table: str, column: str = "id") -> int:
 async def query(db: Connection, sql: str) -> list[tuple[object, ...]]:
     """The rows of a read-only statement (the copy's checks), as plain tuples."""
     return [tuple(row.values()) for row in await db.fetch(sql)]
+
+
+async def forget_meta(db: Connection, keys: Sequence[str]) -> None:
+    """Delete the meta rows that migrating the empty target wrote itself (the pikabot that
+    migrated it): the source's own rows are copied in their place."""
+    await db.execute("DELETE FROM meta WHERE key = ANY($1::text[])", list(keys))

@@ -12,6 +12,7 @@ from asyncpg import Record
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.storage.base import NewJob
 from bot.storage.postgres.types import Connection, aware, maybe_aware
+from bot.storage.records import LineSnapshot, WaitingJob
 
 _FIELDS = (
     "id, guild_id, channel_id, user_id, user_name, request, provider, cost, reservation_id,"
@@ -110,6 +111,13 @@ class PostgresJobs:
         row = await self._db.fetchrow(f"SELECT {_FIELDS} FROM jobs WHERE id = $1", job_id)
         return None if row is None else _job(row)
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id, its row locked (``FOR UPDATE``) until the unit ends."""
+        row = await self._db.fetchrow(
+            f"SELECT {_FIELDS} FROM jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        return _job(row) if row else None
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes; stamps
         ``updated_at``."""
@@ -177,16 +185,19 @@ class PostgresJobs:
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired to ``owner``
         until ``until``, oldest first; rows another unit has locked are skipped. ``kinds``:
-        only jobs of these origins (None: any)."""
+        only jobs of these origins (None: any); ``reclaim``: also those still leased to
+        ``owner``."""
         origins = None if kinds is None else sorted(OriginKind(k).value for k in kinds)
         rows = await self._db.fetch(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $3"
             " WHERE id IN (SELECT id FROM jobs"
             f" WHERE {_UNFINISHED}"
-            " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2)"
+            " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2"
+            " OR ($6 AND lease_owner = $1))"
             " AND ($5::TEXT[] IS NULL OR origin_kind = ANY($5::TEXT[]))"
             " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_FIELDS}",
@@ -195,6 +206,7 @@ class PostgresJobs:
             aware(until),
             limit,
             origins,
+            reclaim,
         )
         return sorted((_job(r) for r in rows), key=lambda job: job.id)
 
@@ -218,3 +230,47 @@ class PostgresJobs:
             owner,
             list(job_ids),
         )
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts at ``now``: waiting jobs, slots held, last starts."""
+        waiting = await self._db.fetch(
+            "SELECT id, guild_id, created_at FROM jobs WHERE state = 'pending'"
+            " AND slot_at IS NULL AND (lease_owner IS NULL OR lease_expires_at > $1)"
+            " ORDER BY id",
+            aware(now),
+        )
+        running = await self._db.fetch(
+            "SELECT guild_id, COUNT(*) AS n FROM jobs"
+            f" WHERE slot_at IS NOT NULL AND {_UNFINISHED} GROUP BY guild_id"
+        )
+        guilds = sorted({int(r["guild_id"]) for r in waiting})
+        starts = await self._db.fetch(
+            "SELECT guild_id, MAX(slot_at) AS at FROM jobs"
+            " WHERE guild_id = ANY($1::BIGINT[]) AND slot_at IS NOT NULL GROUP BY guild_id",
+            guilds,
+        )
+        return LineSnapshot(
+            waiting=tuple(
+                WaitingJob(int(r["id"]), int(r["guild_id"]), aware(r["created_at"]))
+                for r in waiting
+            ),
+            running={int(r["guild_id"]): int(r["n"]) for r in running},
+            last_start={int(r["guild_id"]): aware(r["at"]) for r in starts},
+        )
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        await self._db.execute(
+            "UPDATE jobs SET slot_at = $2 WHERE slot_at IS NULL AND id = ANY($1::BIGINT[])",
+            list(job_ids),
+            aware(now),
+        )
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild."""
+        row = await self._db.fetchrow(
+            "SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE guild_id = $1) AS here"
+            f" FROM jobs WHERE {_UNFINISHED}",
+            guild_id,
+        )
+        return (int(row["total"]), int(row["here"])) if row else (0, 0)

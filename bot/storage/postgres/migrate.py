@@ -4,6 +4,8 @@ The applied versions are rows of ``schema_version``. Opening takes a session adv
 (:data:`MIGRATION_LOCK`) before it reads them, so two processes starting together migrate
 one after the other: the second finds the work done. Each migration runs in its own
 transaction with its ``schema_version`` row, so a failure leaves the previous version intact.
+The pikabot version that applied them is kept in the meta table
+(:data:`~bot.storage.versions.MIGRATED_BY`), so an older pikabot's refusal can name it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import structlog
 from asyncpg import Record
 from asyncpg.pool import PoolConnectionProxy
 
-from bot.storage.base import SchemaTooNew
 from bot.storage.postgres.locks import MIGRATION_LOCK
+from bot.storage.versions import MIGRATED_BY, app_version, too_new
 
 log = structlog.get_logger(__name__)
 
@@ -67,18 +69,23 @@ async def current_version(connection: PoolConnectionProxy[Record]) -> int:
     return int(version)
 
 
-def too_new(location: str, stored: int, known: int) -> SchemaTooNew:
-    """The refusal of a database migrated by a newer pikabot, in one line."""
-    return SchemaTooNew(
-        f"the database at {location} is at schema version {stored} but this pikabot knows"
-        f" only up to {known}: upgrade pikabot (or restore the backup taken before the upgrade)"
+async def migrated_by(connection: PoolConnectionProxy[Record]) -> str | None:
+    """The pikabot version that last migrated the database (None: not recorded, or no meta
+    table yet)."""
+    exists = await connection.fetchval("SELECT to_regclass('meta') IS NOT NULL")
+    if not exists:
+        return None
+    value: str | None = await connection.fetchval(
+        "SELECT value FROM meta WHERE key = $1", MIGRATED_BY
     )
+    return value
 
 
 async def migrate(connection: PoolConnectionProxy[Record], location: str) -> tuple[int, int]:
     """Apply every migration newer than the database's, each in its own transaction, under
-    the migration lock; the versions before and after. Raises :class:`SchemaTooNew` for a
-    database migrated by a newer pikabot."""
+    the migration lock; the versions before and after. Raises
+    :class:`~bot.storage.base.SchemaTooNew` (naming both versions) for a database migrated by
+    a newer pikabot."""
     known = migrations()
     newest = max((m.version for m in known), default=0)
     await connection.execute("SELECT pg_advisory_lock($1, $2)", *MIGRATION_LOCK)
@@ -86,7 +93,17 @@ async def migrate(connection: PoolConnectionProxy[Record], location: str) -> tup
         await connection.execute(_CREATE_VERSION_TABLE)
         stored = found = await current_version(connection)
         if stored > newest:
-            raise too_new(location, stored, newest)
+            raise too_new(location, stored, newest, await migrated_by(connection))
+        recorded = await migrated_by(connection) if stored else None
+        if 0 < stored < newest:
+            log.warning(
+                "store.migrating",
+                location=location,
+                schema_version=stored,
+                to=newest,
+                hint="pikabot keeps no copy of a PostgreSQL database: take a pg_dump before"
+                " upgrading",
+            )
         for migration in known:
             if migration.version <= stored:
                 continue
@@ -99,6 +116,13 @@ async def migrate(connection: PoolConnectionProxy[Record], location: str) -> tup
                 )
             log.info("store.migrated", migration=migration.name, version=migration.version)
             stored = migration.version
+        if found < newest or recorded is None:
+            await connection.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                MIGRATED_BY,
+                app_version(),
+            )
         return found, stored
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1, $2)", *MIGRATION_LOCK)

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import structlog
 from asyncpg import Pool, Record
 
-from bot.storage.base import GuildRepo, JobRepo, LedgerRepo, MetaRepo, StorageError, UnitOfWork
+from bot.storage.base import (
+    Backup,
+    GuildRepo,
+    JobRepo,
+    LedgerRepo,
+    MetaRepo,
+    StorageError,
+    UnitOfWork,
+)
 from bot.storage.postgres import connect, migrate
+from bot.storage.postgres.backup import use_pg_dump
 from bot.storage.postgres.guilds import PostgresGuilds
 from bot.storage.postgres.jobs import PostgresJobs
 from bot.storage.postgres.ledger import PostgresLedger
@@ -104,6 +114,11 @@ class PostgresStorage:
         return self._target.location
 
     @property
+    def sole_bot(self) -> bool:
+        """Never: PostgreSQL is shared by as many bot processes as are started on it."""
+        return False
+
+    @property
     def created(self) -> bool:
         """True when opening found an empty database (no pikabot schema) and migrated it."""
         return self._created
@@ -173,6 +188,16 @@ class PostgresStorage:
         """The number of the last migration applied."""
         async with self._pool.acquire() as connection:
             return await migrate.current_version(connection)
+
+    async def backup(self, target: Path) -> Backup:
+        """Not pikabot's job on PostgreSQL: raises
+        :class:`~bot.storage.base.BackupUnsupported` saying to use ``pg_dump``."""
+        raise use_pg_dump(self.location)
+
+    async def ping(self) -> None:
+        """One read unit on a pooled connection (a server that is gone fails it)."""
+        async with self.read() as uow:
+            await uow.meta.get("ping")
 
     async def close(self) -> None:
         """Close every connection of the pool (waiting for units still running)."""

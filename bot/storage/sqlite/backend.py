@@ -13,6 +13,9 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
+from bot.clock import utcnow
+from bot.storage.base import Backup, BackupFailed, Role
+from bot.storage.sqlite.backup import backup_to
 from bot.storage.sqlite.connection import MEMORY, Connection, SharedExclusive
 from bot.storage.sqlite.guilds import SqliteGuilds
 from bot.storage.sqlite.jobs import SqliteJobs
@@ -112,6 +115,11 @@ class SqliteStorage:
         return self._path
 
     @property
+    def sole_bot(self) -> bool:
+        """True when opened as the bot: the lock file admits no other on this file."""
+        return self._lock is not None and self._lock.role is Role.BOT
+
+    @property
     def created(self) -> bool:
         """True when opening made a new, empty database."""
         return self._created
@@ -148,6 +156,19 @@ class SqliteStorage:
         """The number of the last migration applied (``PRAGMA user_version``)."""
         async with self._access.shared():
             return await stored_version(self._writer)
+
+    async def backup(self, target: Path) -> Backup:
+        """A consistent copy through SQLite's online backup API, made on a connection of its
+        own in a thread while the units go on (see :mod:`bot.storage.sqlite.backup`);
+        ``target`` may be a folder (the copy is named by schema version and time)."""
+        if self.in_memory():
+            raise BackupFailed("an in-memory database has no file to back up")
+        return await asyncio.to_thread(backup_to, self._path, target, utcnow())
+
+    async def ping(self) -> None:
+        """Read one row through a read-only connection (the writer when in memory)."""
+        async with self.read() as uow:
+            await uow.meta.get("ping")
 
     async def close(self) -> None:
         """Close the readers, checkpoint the WAL into the file and close the writer."""

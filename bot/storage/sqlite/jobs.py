@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind
 from bot.storage.base import NewJob
+from bot.storage.records import LineSnapshot, WaitingJob
 from bot.storage.sqlite.connection import Connection, instant, iso, maybe_instant
 
 _COLUMNS = (
@@ -132,6 +133,10 @@ class SqliteJobs:
         row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return row_to_job(row) if row else None
 
+    async def lock(self, job_id: int) -> Job | None:
+        """The job with this id (a write unit holds the whole file: nothing to lock)."""
+        return await self.get(job_id)
+
     async def update(self, job_id: int, fields: Mapping[str, Any], now: datetime) -> None:
         """Write ``fields``, named as :class:`~bot.models.Job` attributes; stamps
         ``updated_at``."""
@@ -201,11 +206,12 @@ class SqliteJobs:
         limit: int,
         *,
         kinds: Collection[OriginKind] | None = None,
+        reclaim: bool = False,
     ) -> list[Job]:
         """Lease up to ``limit`` unfinished jobs whose lease is free or expired (at or before
         ``now``) to ``owner`` until ``until``, oldest first. A write unit is exclusive on
         SQLite, so two claims never see the same free job. ``kinds``: only jobs of these
-        origins (None: any)."""
+        origins (None: any); ``reclaim``: also those still leased to ``owner``."""
         origins = [] if kinds is None else sorted(OriginKind(k).value for k in kinds)
         if kinds is not None and not origins:
             return []
@@ -213,9 +219,9 @@ class SqliteJobs:
         rows = await self._db.fetch_all(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
             f" SELECT id FROM jobs WHERE {_OPEN}"
-            f" AND (lease_expires_at IS NULL OR lease_expires_at <= ?){only} ORDER BY id LIMIT ?)"
-            f" RETURNING {_COLUMNS}",
-            (owner, iso(until), iso(now), *origins, limit),
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ? OR (? AND lease_owner = ?))"
+            f"{only} ORDER BY id LIMIT ?) RETURNING {_COLUMNS}",
+            (owner, iso(until), iso(now), reclaim, owner, *origins, limit),
         )
         return sorted((row_to_job(r) for r in rows), key=lambda job: job.id)
 
@@ -239,3 +245,52 @@ class SqliteJobs:
             f" WHERE lease_owner = ? AND id IN ({_marks(job_ids)})",
             (owner, *job_ids),
         )
+
+    async def line(self, now: datetime) -> LineSnapshot:
+        """The fair line's facts at ``now``: waiting jobs, slots held, last starts."""
+        waiting = await self._db.fetch_all(
+            "SELECT id, guild_id, created_at FROM jobs WHERE state = 'pending'"
+            " AND slot_at IS NULL AND (lease_owner IS NULL OR lease_expires_at > ?)"
+            " ORDER BY id",
+            (iso(now),),
+        )
+        running = await self._db.fetch_all(
+            f"SELECT guild_id, COUNT(*) AS n FROM jobs WHERE slot_at IS NOT NULL AND {_OPEN}"
+            " GROUP BY guild_id"
+        )
+        guilds = sorted({int(r["guild_id"]) for r in waiting})
+        starts = (
+            await self._db.fetch_all(
+                "SELECT guild_id, MAX(slot_at) AS at FROM jobs"
+                f" WHERE guild_id IN ({_marks(guilds)}) AND slot_at IS NOT NULL GROUP BY guild_id",
+                tuple(guilds),
+            )
+            if guilds
+            else []
+        )
+        return LineSnapshot(
+            waiting=tuple(
+                WaitingJob(int(r["id"]), int(r["guild_id"]), instant(r["created_at"]))
+                for r in waiting
+            ),
+            running={int(r["guild_id"]): int(r["n"]) for r in running},
+            last_start={int(r["guild_id"]): instant(r["at"]) for r in starts},
+        )
+
+    async def take_slots(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Mark these jobs as holding a slot from ``now`` (one already holding keeps its)."""
+        if not job_ids:
+            return
+        await self._db.execute(
+            f"UPDATE jobs SET slot_at = ? WHERE slot_at IS NULL AND id IN ({_marks(job_ids)})",
+            (iso(now), *job_ids),
+        )
+
+    async def open_counts(self, guild_id: int) -> tuple[int, int]:
+        """Unfinished jobs of the whole bot and of this guild."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(guild_id = ?), 0) AS here"
+            f" FROM jobs WHERE {_OPEN}",
+            (guild_id,),
+        )
+        return (int(row["total"]), int(row["here"])) if row else (0, 0)

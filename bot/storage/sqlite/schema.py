@@ -1,5 +1,6 @@
 """The SQLite schema: numbered migrations in ``bot/storage/sqlite/migrations``, applied in order
-at open, each in its own transaction, the version kept in ``PRAGMA user_version``."""
+at open, each in its own transaction, the version kept in ``PRAGMA user_version`` and the
+pikabot that applied them in the meta table (:data:`~bot.storage.versions.MIGRATED_BY`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot.storage.base import SchemaTooNew
 from bot.storage.sqlite.connection import Connection
+from bot.storage.versions import MIGRATED_BY, app_version, too_new
 
 log = structlog.get_logger(__name__)
 
@@ -45,29 +46,32 @@ def latest_version() -> int:
     return max((m.version for m in migrations()), default=0)
 
 
-def too_new(location: str, stored: int, known: int) -> SchemaTooNew:
-    """The one-line refusal of a database migrated by a newer pikabot."""
-    return SchemaTooNew(
-        f"the database at {location} is at schema version {stored} but this pikabot knows only"
-        f" up to {known}: upgrade pikabot (or restore the backup taken before the upgrade)"
-    )
-
-
 async def stored_version(db: Connection) -> int:
     """The database's ``user_version``."""
     row = await db.fetch_one("PRAGMA user_version")
     return int(row[0]) if row else 0
 
 
+async def migrated_by(db: Connection) -> str | None:
+    """The pikabot version that last migrated the database (None: not recorded, or no meta
+    table at all)."""
+    try:
+        row = await db.fetch_one("SELECT value FROM meta WHERE key = ?", (MIGRATED_BY,))
+    except sqlite3.OperationalError:  # no meta table: an empty or foreign database
+        return None
+    return None if row is None else str(row["value"])
+
+
 async def migrate(db: Connection, location: str) -> int:
     """Apply every migration newer than the database; the version found before (0: a new
-    database). Refuses (:class:`SchemaTooNew`) a database newer than the code. ``db`` must not
-    be in use by anyone else yet."""
+    database). Refuses (:class:`~bot.storage.base.SchemaTooNew`, naming both versions) a
+    database newer than the code. ``db`` must not be in use by anyone else yet."""
     known = migrations()
     latest = max((m.version for m in known), default=0)
     before = await stored_version(db)
     if before > latest:
-        raise too_new(location, before, latest)
+        raise too_new(location, before, latest, await migrated_by(db))
+    recorded = await migrated_by(db) if before else None
     for migration in known:
         if migration.version <= before:
             continue
@@ -81,6 +85,12 @@ async def migrate(db: Connection, location: str) -> int:
             raise
         await db.end("COMMIT")
         log.info("store.migrated", migration=migration.name, version=migration.version)
+    if before < latest or recorded is None:
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (MIGRATED_BY, app_version()),
+        )
     return before
 
 

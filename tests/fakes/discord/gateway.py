@@ -108,6 +108,9 @@ class Gateway:
         self.resumes = 0
         self.heartbeats = 0
         self.ready = asyncio.Event()
+        self.refusing = False
+        """While True, every new gateway connection is refused (HTTP 503, as Discord's edge
+        answers during an outage): see :meth:`drop`."""
 
     @property
     def live(self) -> list[GatewaySession]:
@@ -128,13 +131,25 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await ws.close(code=code, message=b"double shutting down")
 
+    async def drop(self) -> None:
+        """A gateway outage: close every connection (1001, so the bot tries to resume) and
+        refuse new ones until :meth:`restore`."""
+        self.refusing = True
+        await self.close_all(code=1001)
+
+    def restore(self) -> None:
+        """End the outage: connections are accepted again (the bot reconnects by itself)."""
+        self.refusing = False
+
     async def reconnect(self) -> None:
         """Ask connected bots to reconnect (op 7); discord.py then RESUMEs."""
         for session in self.live:
             await session.send({"op": RECONNECT, "d": None})
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for ``GET /gateway`` (websocket upgrade)."""
+        if self.refusing:
+            return web.Response(status=503, text="gateway unavailable (DiscordDouble.drop)")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
         self.sockets.add(ws)
