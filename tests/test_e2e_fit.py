@@ -226,7 +226,7 @@ async def test_e2e_restart_while_fitting_carries_on_and_posts_once(stack: Stack,
                 worker.kill()
     assert stack.bot.log().count('"video.fitted"') == 1, "only the first was fitted"
     await stack.bot.start()
-    # The killed process's leases on the two jobs run out first (bot.ownership.LEASE_TTL).
+    # Reclaimed at once by the sole bot on SQLite (else once the leases run out).
     await eventually(stack.job_states, ["delivered"] * 3, within=90)
     posted = [m for m in stack.discord.messages(CHANNEL_ID) if m.attachments]
     assert sorted(footer(m) for m in posted) == ["job 1", "job 2", "job 3"], "each once"
