@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.video.probe import MP4_DEMUXER, BrokenVideo, probe
-from tests.fakes.media import corrupt, make_video, padded, tiny_video
+from tests.fakes.media import corrupt, garbled, make_video, padded, tiny_video
 
 
 def test_probe_faststart_h264_plays_inline(tmp_path: Path):
@@ -72,10 +72,12 @@ def test_probe_padded_clip_is_still_a_clip(tmp_path: Path):
         ("noise", bytes(range(256)) * 40),
         ("empty-ftyp", b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000),
         ("truncated", corrupt(tiny_video())),
+        ("undecodable", garbled(tiny_video())),
     ],
 )
 def test_probe_refuses_what_is_no_playable_clip(name: str, data: bytes, tmp_path: Path):
-    """Not a video, an MP4 shell with no media, a clip cut short: BrokenVideo, member-safe."""
+    """Not a video, an MP4 shell with no media, a clip cut short, one whose pictures do not
+    decode: BrokenVideo, with a member-safe message."""
     path = tmp_path / f"{name}.mp4"
     path.write_bytes(data)
     with pytest.raises(BrokenVideo) as raised:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import av
 
-from bot.video.plan import Action, FitPlan, corrected_bit_rate
+from bot.video.plan import Action, FitPlan, corrected_bit_rate, video_bit_rate
 from bot.video.probe import VideoInfo
 
 X264_PRESET = "veryfast"
@@ -75,7 +75,8 @@ def fit_file(
             if os.path.getsize(output) <= plan.ceiling:
                 return _output(Action.REPACK, output, plan, tries, started, cpu)
             # New audio made it too big: re-encode, as for any clip over the limit.
-            current = plan.with_video_bit_rate(_first_bit_rate(plan, info), info)
+            first = video_bit_rate(info, plan.ceiling, plan.audio_bit_rate)
+            current = plan.with_video_bit_rate(first, info)
         for attempt in range(1, MAX_TRIES + 1):
             tries += 1
             _reencode(source, output, current, should_stop, threads)
@@ -91,12 +92,6 @@ def fit_file(
         with contextlib.suppress(FileNotFoundError):
             output.unlink()
         raise
-
-
-def _first_bit_rate(plan: FitPlan, info: VideoInfo) -> int:
-    from bot.video.plan import video_bit_rate
-
-    return video_bit_rate(info, plan.ceiling, plan.audio_bit_rate)
 
 
 def _output(

@@ -142,6 +142,12 @@ def corrupt(video: bytes) -> bytes:
     return video[: len(video) * 3 // 5]
 
 
+def garbled(video: bytes) -> bytes:
+    """``video`` whole, its media bytes replaced by noise: it opens, but nothing decodes."""
+    start = video.index(b"mdat") + 4
+    return video[:start] + bytes((i * 151 + 7) % 256 for i in range(len(video) - start))
+
+
 @dataclass(frozen=True)
 class Seen:
     """What a posted file is, read back with PyAV (independently of the bot's probe)."""
