@@ -60,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--model", default=None, help="2.2 (default), 2.1 or 2-turbo")
     generate.add_argument("--out", type=Path, default=Path("pika.mp4"), help="output file")
     generate.add_argument(
+        "--fit-discord",
+        action="store_true",
+        help="make the clip one Discord posts and plays inline (H.264 MP4, under the limit)",
+    )
+    generate.add_argument(
+        "--limit-mb",
+        type=_limit_mb,
+        default=None,
+        metavar="N",
+        help="the upload limit to fit under, in MB as Discord counts them (default 10;"
+        " implies --fit-discord)",
+    )
+    generate.add_argument(
         "--image",
         default=None,
         metavar="FILE_OR_URL",
@@ -104,6 +117,17 @@ def _parser() -> argparse.ArgumentParser:
         "path", type=Path, metavar="PATH", help="a new file, or a folder to write it into"
     )
     return parser
+
+
+def _limit_mb(text: str) -> float:
+    """``--limit-mb``: a size in Discord's MB (MiB), from 1 to 500."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MB: {text!r}") from None
+    if not 1 <= value <= 500:
+        raise argparse.ArgumentTypeError("use a limit from 1 to 500 MB")
+    return value
 
 
 def _settings(*, need_discord: bool, need_provider: bool, quiet: bool = False) -> Settings:
@@ -287,6 +311,7 @@ async def _create(
     services: Services, settings: Settings, args: argparse.Namespace, lease: TerminalLease
 ) -> Job:
     """Build the request from the command line and create the terminal job (or refuse)."""
+    from bot.delivery import DEFAULT_UPLOAD_LIMIT, UPLOAD_LIMIT
     from bot.images import image_input
     from bot.jobs import TERMINAL_LEASE, RequestRefused
     from bot.models import Mode, Origin
@@ -321,6 +346,9 @@ async def _create(
         options = replace(options, mode=Mode.IMAGE, image_urls=(image,))
     request = build_request(options, default_model=settings.default_model)
     extra = {TERMINAL_LEASE: lease.token, OUT: str(args.out)}
+    if args.fit_discord or args.limit_mb is not None:
+        limit = DEFAULT_UPLOAD_LIMIT if args.limit_mb is None else int(args.limit_mb * 1024**2)
+        extra[UPLOAD_LIMIT] = str(limit)
     return await services.jobs.create(request, Origin.terminal(), extra=extra)
 
 
@@ -422,7 +450,7 @@ async def _stopped(services: Services, job_id: int) -> str:
             f"stopped: job {job.id} had ended ({job.state.value}); clips left by an earlier"
             " run are finished at the next start."
         )
-    made = job.state in (JobState.DOWNLOADING, JobState.POSTING)
+    made = job.state in (JobState.DOWNLOADING, JobState.FITTING, JobState.POSTING)
     billed = "has already made" if made else "still makes"
     return (
         f"stopped waiting: {job.provider} {billed} job {job.id} and bills it, so its"

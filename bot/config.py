@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     max_download_mb: int = Field(
         default=500, ge=1, le=4096, validation_alias=_env("PIKABOT_MAX_DOWNLOAD_MB")
     )
+    fit_concurrency: int = Field(default=1, ge=1, validation_alias=_env("PIKABOT_FIT_CONCURRENCY"))
+    """Videos re-encoded at once to fit Discord (more wait in line); bench/fit.py measured 1
+    on 2 cores as the most that keeps the bot's answers quick."""
+    fit_timeout: Seconds = Field(default=300.0, validation_alias=_env("PIKABOT_FIT_TIMEOUT"))
+    """Seconds one fit may take before it is stopped (then a link, or a refund)."""
     max_concurrent_jobs: int = Field(
         default=50, ge=1, validation_alias=_env("PIKABOT_MAX_CONCURRENT_JOBS")
     )

@@ -13,6 +13,8 @@ SUBMITTING            the submit may or may not have reached the provider and th
                       bot restarted); a clip the provider still makes is never posted
 QUEUED / GENERATING   follow the stored provider handle again
 DOWNLOADING           download again from the stored result URL
+FITTING               download again from the stored result URL and fit it again
+                      (:mod:`bot.video`): the fitted file is a temporary, never kept
 POSTING               the result message id stored when the post went out, else ask the
                       front end whether the video was already posted; post if not. A found
                       post goes through the same steps as a fresh one (:meth:`_delivered`)
@@ -73,7 +75,7 @@ import structlog
 from bot.admission import Admission
 from bot.circuit import CircuitBreaker
 from bot.clock import utcnow
-from bot.delivery import DownloadedVideo, download
+from bot.delivery import DownloadedVideo, attachment_limit, download
 from bot.lease import TerminalLease
 from bot.metrics import Metrics
 from bot.models import GenerationRequest, Job, JobState, Origin, OriginKind, Progress
@@ -101,6 +103,7 @@ from bot.scheduler import FairScheduler
 from bot.storage.base import NewJob, Storage, UnitOfWork
 from bot.storage.records import ReservationRow, ReservationState
 from bot.throttle import LatestWins
+from bot.video.stage import VideoStage
 
 log = structlog.get_logger(__name__)
 
@@ -235,13 +238,16 @@ class JobService:
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
+        video: VideoStage | None = None,
     ) -> None:
         """``terminal`` carries on a terminal job whose ``pikabot generate`` is gone (headless:
         the video goes to its file); without it such jobs are left for a process that has it.
         ``lease_dir`` is the folder of the terminal jobs' lease files (the data folder; None:
         terminal jobs are never carried on here). ``owner`` names this process in the jobs'
         leases (default: :func:`~bot.ownership.new_owner`); ``clock`` dates them. ``metrics``
-        is told what the jobs do (:mod:`bot.metrics`; default: a registry of their own)."""
+        is told what the jobs do (:mod:`bot.metrics`; default: a registry of their own).
+        ``video`` probes each download and fits it to the upload limit (None: posted as it
+        came)."""
         self.owner = owner or new_owner()
         self.metrics = metrics or Metrics()
         self._clock = clock
@@ -278,6 +284,7 @@ class JobService:
         """Of those, the ones another process took over: never written here again."""
         self._heartbeat: asyncio.Task[None] | None = None
         self._takeover: asyncio.Task[None] | None = None
+        self.video = video
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -635,7 +642,7 @@ class JobService:
         """
         if job.state.terminal:
             return ALREADY_ENDED
-        if job.state in (JobState.DOWNLOADING, JobState.POSTING):
+        if job.state in (JobState.DOWNLOADING, JobState.FITTING, JobState.POSTING):
             return ALREADY_MADE
         if job.state in (JobState.QUEUED, JobState.GENERATING):
             provider = self.providers.get(job.provider)
@@ -690,7 +697,8 @@ class JobService:
             if not await self._cancel_at_provider(job):
                 log.info("job.cancel_refused_by_provider", job_id=job.id, provider=job.provider)
                 raise CannotCancel(PROVIDER_REFUSED_CANCEL)
-            if job.state in (JobState.DOWNLOADING, JobState.POSTING) or job.state.terminal:
+            made = (JobState.DOWNLOADING, JobState.FITTING, JobState.POSTING)
+            if job.state in made or job.state.terminal:
                 raise CannotCancel(self.cancel_refusal(job) or ALREADY_MADE)
         # From the check above to here nothing was awaited but the provider's own answer, so
         # the job is not in the middle of a submit: stopping its task cuts nothing in half.
@@ -839,7 +847,7 @@ class JobService:
             await self.update(
                 job, state=JobState.DOWNLOADING, extra={**job.extra, "video_url": result.video_url}
             )
-        if job.state is JobState.DOWNLOADING:
+        if job.state in (JobState.DOWNLOADING, JobState.FITTING):
             status.publish(Progress(JobState.DOWNLOADING))
             video = await download(
                 self._session,
@@ -849,6 +857,7 @@ class JobService:
                 filename=f"pika-{job.id}.mp4",
             )
             try:
+                video = await self._fit(job, video, status)
                 async with self._critical_section(job.id):
                     await self.update(job, state=JobState.POSTING)
                     status.publish(Progress(JobState.POSTING))
@@ -869,6 +878,24 @@ class JobService:
             await status.close()
             async with self._critical_section(job.id):
                 await self._delivered(job, observer, message_id, bound)
+
+    async def _fit(
+        self, job: Job, video: DownloadedVideo, status: LatestWins[Progress]
+    ) -> DownloadedVideo:
+        """Probe the download and, where Discord would refuse it or not play it, have a
+        version made that it takes (FITTING, its place in the fitting line shown)."""
+        if self.video is None:
+            return video
+
+        async def fitting() -> None:
+            await self.update(job, state=JobState.FITTING)
+
+        def place(ahead: int | None) -> None:
+            status.publish(Progress(JobState.FITTING, queue_position=ahead))
+
+        return await self.video.prepare(
+            video, attachment_limit(job), on_fitting=fitting, on_position=place
+        )
 
     async def _delivered(
         self,

@@ -131,6 +131,7 @@ class JobState(StrEnum):
     QUEUED = "queued"  # the provider accepted it and holds it in its queue
     GENERATING = "generating"
     DOWNLOADING = "downloading"
+    FITTING = "fitting"  # made to fit the upload limit and play inline (bot.video)
     POSTING = "posting"
     DELIVERED = "delivered"  # terminal: video posted, credits charged
     FAILED = "failed"  # terminal: credits refunded, reason shown

@@ -12,6 +12,7 @@ import structlog
 
 from bot import __version__
 from bot.config import Settings
+from bot.delivery import sweep
 from bot.jobs import JobLimits, JobService
 from bot.metrics import Metrics
 from bot.moderation import Moderation
@@ -21,6 +22,8 @@ from bot.providers.base import Provider
 from bot.quotas import Quotas
 from bot.storage import Role, Storage, open_storage
 from bot.terminal import headless
+from bot.video.fit_pool import FitPool
+from bot.video.stage import VideoStage
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +74,7 @@ class Services:
     jobs: JobService
     moderation: Moderation
     metrics: Metrics
+    fit_pool: FitPool
 
     @classmethod
     async def open(cls, settings: Settings, *, role: Role = Role.COMMAND) -> Services:
@@ -98,6 +102,9 @@ class Services:
             raise
         quotas = build_quotas(settings)
         metrics = Metrics()
+        sweep()  # what a killed process left in the temp folder; its jobs download again
+        # Worker processes start on the first fit, not here: most clips need none.
+        fit_pool = FitPool(concurrency=settings.fit_concurrency, timeout=settings.fit_timeout)
         jobs = JobService(
             storage=storage,
             owner=SOLE_BOT_OWNER if storage.sole_bot else None,
@@ -108,6 +115,7 @@ class Services:
             fallback=fallback,
             terminal=headless,  # a `generate` that died: finish it, never in Discord
             lease_dir=settings.data_dir,
+            video=VideoStage(fit_pool),
             limits=JobLimits(
                 deadline=settings.job_deadline,
                 max_download_bytes=settings.max_download_mb * 1024 * 1024,
@@ -121,10 +129,13 @@ class Services:
             metrics=metrics,
         )
         moderation = Moderation(storage, quotas)
-        return cls(settings, storage, session, provider, quotas, jobs, moderation, metrics)
+        return cls(
+            settings, storage, session, provider, quotas, jobs, moderation, metrics, fit_pool
+        )
 
     async def close(self) -> None:
         """Suspend running jobs (they resume next start), then close the session and database."""
         await self.jobs.close()
+        await self.fit_pool.close()  # the jobs' fits were stopped with them; now the workers
         await self.session.close()
         await self.storage.close()

@@ -36,6 +36,7 @@ _WORDS = {
     JobState.QUEUED: "queued",
     JobState.GENERATING: "generating",
     JobState.DOWNLOADING: "downloading",
+    JobState.FITTING: "making it fit Discord",
     JobState.POSTING: "saving",
 }
 
@@ -46,6 +47,7 @@ def describe(progress: Progress) -> str:
     if progress.queue_position is not None and progress.state in (
         JobState.PENDING,
         JobState.QUEUED,
+        JobState.FITTING,
     ):
         text += f", position {progress.queue_position + 1}"
     return text
@@ -132,10 +134,14 @@ class TerminalObserver:
         self._show(describe(progress))
 
     async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
-        """Move the downloaded file to ``out``."""
+        """Move the downloaded (or fitted) file to ``out``; say what fitting did to it."""
         save(video, self.out)
         self.stop()
         self._print(f"saved {self.out} ({decimal(video.size)}, seed {job.request.seed})")
+        if video.fitting is not None:
+            self._print(video.fitting.note("the upload limit"))
+            if video.fitting.full_quality_url:
+                self._print(f"full quality: {video.fitting.full_quality_url}")
         return None
 
     async def already_delivered(self, job: Job) -> int | None:

@@ -21,6 +21,7 @@ _STATE_LINES = {
     JobState.QUEUED: "🕒 Queued",
     JobState.GENERATING: "🎬 Generating",
     JobState.DOWNLOADING: "⬇️ Downloading the video",
+    JobState.FITTING: "🗜️ Making it fit Discord",
     JobState.POSTING: "📤 Posting the video",
     JobState.DELIVERED: "✅ Done",
     JobState.FAILED: "❌ Failed",
@@ -125,6 +126,8 @@ def status_line(job: Job, progress: Progress) -> str:
         line += f" · position {progress.queue_position + 1}"
     if progress.state is JobState.PENDING and progress.queue_position is not None:
         line += f" · waiting in line, position {progress.queue_position + 1}"
+    if progress.state is JobState.FITTING and progress.queue_position is not None:
+        line += f" · waiting in line, position {progress.queue_position + 1}"
     if progress.state is JobState.GENERATING and job.started_at is not None:
         # A relative timestamp ticks on the member's screen without any edit from us.
         line += f" · started {_ts(job.started_at)}"
@@ -156,8 +159,11 @@ def done_embed(job: Job, jump_url: str | None) -> discord.Embed:
     return embed
 
 
-def result_embed(job: Job, *, took_seconds: float, note: str | None = None) -> discord.Embed:
-    """The message that carries (or links) the video."""
+def result_embed(
+    job: Job, *, took_seconds: float, note: str | None = None, full_quality: str | None = None
+) -> discord.Embed:
+    """The message that carries (or links) the video; ``note`` says what was done to it,
+    ``full_quality`` links the original (a markdown link)."""
     embed = discord.Embed(
         description=note if note else _clip(headline(job), 4000),
         colour=COLOUR_DONE,
@@ -170,6 +176,8 @@ def result_embed(job: Job, *, took_seconds: float, note: str | None = None) -> d
     embed.add_field(name="Settings", value=options_line(job), inline=False)
     embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
     embed.add_field(name="Took", value=f"{took_seconds:.0f} s", inline=True)
+    if full_quality:
+        embed.add_field(name="Full quality", value=full_quality, inline=True)
     embed.set_footer(text=f"job {job.id}")
     return embed
 

@@ -12,11 +12,17 @@ import discord
 import structlog
 
 from bot.clock import utcnow
-from bot.delivery import DownloadedVideo
+from bot.delivery import (
+    DEFAULT_UPLOAD_LIMIT,
+    DownloadedVideo,
+    FitKind,
+    Fitting,
+    attachment_limit,
+    durable_link,
+)
 from bot.jobs import JobService
 from bot.models import Job, Progress
 from bot.providers.errors import ProviderError
-from bot.redact import safe_url
 from cogs.embeds import done_embed, failed_embed, result_embed, status_embed
 from cogs.views import result_view, status_view
 
@@ -25,12 +31,10 @@ log = structlog.get_logger(__name__)
 MESSAGE_TOO_OLD_TO_EDIT = 30046
 """Discord's code for "maximum number of edits to messages older than 1 hour reached"."""
 RERUN_EMOJI = "🔁"
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-"""Discord's per-attachment limit for bots in a guild without boosts."""
 
 
 class CannotPost(ProviderError):
-    """The video is over the upload limit and its link cannot be shown (it is signed)."""
+    """The upload was refused and the video's link cannot be shown (it is signed)."""
 
     user_message = (
         "The video is larger than this server's upload limit, and the video service's link is"
@@ -40,6 +44,13 @@ class CannotPost(ProviderError):
 
 def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _full(url: str | None, fitting: Fitting | None) -> str | None:
+    """The "full quality" link of a re-encoded clip: ``[original, 31.2 MB](url)``."""
+    if url is None or fitting is None or fitting.kind is not FitKind.REENCODED:
+        return None
+    return f"[original, {_mb(fitting.original_size)}]({url})"
 
 
 class DiscordJobObserver:
@@ -78,30 +89,33 @@ class DiscordJobObserver:
         await self._show(job, status_embed(job, progress))
 
     def upload_limit(self, job: Job) -> int:
-        """The per-attachment limit: the guild's (boosts raise it), else the interaction's."""
-        guild = self._bot.get_guild(job.origin.guild_id)
-        if guild is not None:
-            return max(guild.filesize_limit, DEFAULT_UPLOAD_LIMIT)
-        stored = job.extra.get("upload_limit")
-        return int(stored) if stored else DEFAULT_UPLOAD_LIMIT
+        """The per-attachment limit the video was fitted to: the interaction's
+        ``attachment_size_limit`` (Discord's own figure for the guild, boosts included)."""
+        return attachment_limit(job) or DEFAULT_UPLOAD_LIMIT
 
     async def delivered(self, job: Job, video: DownloadedVideo) -> int | None:
         """Post the video as an attachment if it fits, else as a link; return its message id.
 
-        Nothing else is sent here: the job service stores the id first, then calls
+        A fitted video (:attr:`DownloadedVideo.fitting`) says so in the result, with a "full
+        quality" link to the original only where that URL is durable and unsigned. Nothing
+        else is sent here: the job service stores the id first, then calls
         :meth:`show_delivered`.
         """
         took = (utcnow() - job.created_at).total_seconds()
         mention = f"<@{job.origin.user_id}>"
         allowed = discord.AllowedMentions(users=[discord.Object(job.origin.user_id)])
         limit = self.upload_limit(job)
+        fitting = video.fitting
+        note = fitting.note() if fitting is not None else None
         message: discord.Message | None = None
-        note: str | None = None
         if video.size <= limit:
+            full = fitting.full_quality_url if fitting is not None else None
             try:
                 message = await self._channel.send(
                     content=mention,
-                    embed=result_embed(job, took_seconds=took),
+                    embed=result_embed(
+                        job, took_seconds=took, note=note, full_quality=_full(full, fitting)
+                    ),
                     file=discord.File(video.path, filename=video.filename),
                     allowed_mentions=allowed,
                     view=result_view(job),
@@ -110,15 +124,15 @@ class DiscordJobObserver:
                 if exc.status != 413:
                     raise
                 note = f"The video ({_mb(video.size)}) was refused as too large for an upload here."
-        else:
+        elif note is None:
             note = (
                 f"The video is {_mb(video.size)}, over this server's upload limit of"
                 f" {_mb(limit)}, so here is a link instead."
             )
         if message is None:
             url = video.source_url
-            if safe_url(url) != url:
-                raise CannotPost(f"{video.size} bytes over limit {limit}; link is signed")
+            if not durable_link(url):
+                raise CannotPost(f"{video.size} bytes, not attached; link is signed")
             message = await self._channel.send(
                 content=f"{mention} {url}",
                 embed=result_embed(job, took_seconds=took, note=note),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.fal import FakeFal
+from tests.fakes.media import MiB, inspect, video_bytes
 from tests.fakes.pixazo import FakePixazo
 from tests.fakes.stack import FAL_KEY, running_stack
 
@@ -206,6 +207,42 @@ async def test_cli_generate_bad_input_exits_2(tmp_path: Path):
         assert code == 2
         assert "Unknown aspect ratio" in err
         assert fal.count("submit") == 0
+
+
+async def test_cli_generate_fit_discord_saves_a_clip_discord_takes(tmp_path: Path):
+    """``--fit-discord --limit-mb 1``: a 2 s clip of about 2 MB is saved re-encoded under
+    1 MiB as H.264 yuv420p MP4, index first, same duration; the line says so and gives the
+    full-quality URL (fal's, durable). Without the flag the same clip is saved untouched."""
+    clip = video_bytes(width=640, height=360, seconds=2, bit_rate=8_000_000, audio=True)
+    assert len(clip) > 1.5 * MiB
+    async with FakeFal(key="cli-key", video=clip) as fal:
+        env = {
+            "FAL_KEY": "cli-key",
+            "FAL_QUEUE_URL": fal.url,
+            "PIKABOT_DATABASE": str(tmp_path / "db.sqlite3"),
+            "PIKABOT_POLL_INTERVAL": "0.05",
+        }
+        out = tmp_path / "fit.mp4"
+        code, _, err = await pikabot(
+            "generate", "a fox", "--fit-discord", "--limit-mb", "1", "--out", str(out),
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert code == 0, err
+        seen = inspect(out.read_bytes())
+        assert seen.size <= MiB and (seen.codec, seen.pixel_format) == ("h264", "yuv420p")
+        assert seen.moov_before_mdat and seen.audio_codec == "aac"
+        assert seen.duration == pytest.approx(2.0, abs=0.1)
+        assert "Re-encoded" in err and "upload limit of 1.0 MB" in err
+        assert f"full quality: {fal.url}/files/" in err
+        plain = tmp_path / "plain.mp4"
+        code, _, err = await pikabot(
+            "generate", "a fox", "--out", str(plain), env=env, cwd=tmp_path
+        )
+        assert code == 0, err
+        assert plain.read_bytes() == clip
+        code, _, err = await pikabot("generate", "a fox", "--limit-mb", "0", env=env, cwd=tmp_path)
+        assert code == 2 and "use a limit from 1 to 500 MB" in err
+        assert fal.count("submit") == 2
 
 
 class Generate:

@@ -178,7 +178,7 @@ async def test_e2e_discord_429_and_500_are_ridden_out(stack: Stack):
 
 async def test_e2e_upload_refused_413_falls_back_to_link(stack: Stack):
     """Discord refusing the upload as too large (413) gets a link instead, saying why."""
-    stack.discord.set_upload_limit(100)  # smaller than the guild's advertised 10 MiB
+    stack.discord.refuse_uploads_over(100)  # smaller than the guild's advertised 10 MiB
     cursor = stack.discord.cursor()
     await stack.pika(prompt="a big one")
     linked = await stack.discord.wait_for_message(

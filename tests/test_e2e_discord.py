@@ -71,17 +71,17 @@ async def test_e2e_pika_posts_video_with_one_status_message(stack: Stack):
     assert [k for k, _ in stack.ledger()] == ["reserve", "charge"]
 
 
-async def test_e2e_video_over_upload_limit_is_linked(stack: Stack):
-    """A video over the guild's 10 MiB limit is posted as a link, saying why."""
+async def test_e2e_video_over_upload_limit_is_fitted(stack: Stack):
+    """A video over the guild's 10 MiB limit is attached re-encoded under it, saying why,
+    with fal's durable URL as the full-quality link (tests/test_e2e_fit.py has the rest)."""
     stack.fal.video_size = 11 * 1024 * 1024
     cursor = stack.discord.cursor()
     await pika(stack, prompt="a long river")
-    result = await stack.discord.wait_for_message(
-        lambda m: "/files/" in m.content, channel_id=CHANNEL_ID, timeout=30, after=cursor
-    )
-    assert not result.attachments
-    assert "upload limit" in str(result.embeds)
-    # Linked without a doomed upload first: Discord never had to answer 413.
+    result = await stack.delivered(cursor, timeout=60)
+    assert len(result.attachments[0].data) <= 10 * 1024 * 1024
+    assert "upload limit of 10.0 MB" in str(result.embeds)
+    assert "Full quality" in str(result.embeds) and "/files/" in str(result.embeds)
+    # Fitted before the upload: Discord never had to answer 413.
     assert [r.status for r in stack.discord.requests if r.status == 413] == []
 
 

@@ -18,11 +18,14 @@ from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
+from tests.fakes.media import tiny_video
+
 JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
 """Where the recording middleware leaves the parsed body: ``request[JSON_BODY]``."""
 
-DEFAULT_VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
-"""A tiny stand-in MP4 (an ``ftyp`` box and padding); not playable, only bytes to download."""
+DEFAULT_VIDEO = tiny_video()
+"""A tiny real clip (H.264 yuv420p MP4, index first, made with PyAV): it plays inline and fits
+every upload limit, so the bot posts it untouched."""
 
 
 @dataclass(frozen=True, slots=True)

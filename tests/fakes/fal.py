@@ -62,6 +62,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes._loopback import DEFAULT_VIDEO, RecordedRequest, Reply
+from tests.fakes.media import padded_chunks
 
 TOOL_ENDPOINTS: frozenset[str] = frozenset(
     {
@@ -154,8 +155,9 @@ class FakeFal:
     * ``requests_path``: where the returned status/result/cancel URLs point (default the app
       path ``/fal-ai/pika/requests``); the fake serves jobs only there.
     * ``delay``: seconds to wait before answering any request.
-    * ``video`` / ``video_size``: the bytes served at the video URL; with ``video_size`` a
-      generated payload of that many bytes is streamed instead of ``video``.
+    * ``video`` / ``video_size``: the bytes served at the video URL; with ``video_size``
+      ``video`` padded to that many bytes with an MP4 ``free`` box (still a real, playable
+      clip, streamed, never held whole) is served instead.
     * ``submit_replies`` / ``status_replies`` / ``result_replies`` / ``cancel_replies``: canned
       replies, each used once, in order, before the normal handling of that kind of request.
     * ``result_failure``: a reply every result request gets (a failed generation); see
@@ -541,9 +543,8 @@ class FakeFal:
                 for start in range(0, size, chunk):
                     await response.write(self.video[start : start + chunk])
             else:
-                pattern = (DEFAULT_VIDEO * (chunk // len(DEFAULT_VIDEO) + 1))[:chunk]
-                for start in range(0, size, chunk):
-                    await response.write(pattern[: min(chunk, size - start)])
+                for part in padded_chunks(self.video, size, chunk):
+                    await response.write(part)
         await response.write_eof()
         return response
 

@@ -117,6 +117,25 @@ async def test_unfinished_is_every_open_job_oldest_first(storage: Storage) -> No
     assert open_jobs[1].state is JobState.POSTING
 
 
+async def test_a_fitting_job_is_open_claimable_and_keeps_its_limit(storage: Storage) -> None:
+    """FITTING (bot.video) needs no schema change: the state column takes any state name, and
+    a job being fitted is unfinished, counts as running and is taken over when its lease runs
+    out, with the upload limit it is fitted to (``extra``) intact."""
+    [job] = await create(storage, lease_owner="dead", lease_until=later(25))
+    async with storage.unit() as uow:
+        await uow.jobs.update(
+            job.id, {"state": JobState.FITTING, "extra": {"upload_limit": "10485760"}}, NOW
+        )
+    async with storage.read() as uow:
+        [open_job] = await uow.jobs.unfinished()
+        assert await uow.jobs.running_count(GUILD, USER) == 1
+    assert open_job.state is JobState.FITTING and open_job.extra["upload_limit"] == "10485760"
+    async with storage.unit() as uow:
+        assert await uow.jobs.claim("next", later(24), later(54), 10) == []
+        [taken] = await uow.jobs.claim("next", later(25), later(55), 10)
+    assert (taken.id, taken.state) == (job.id, JobState.FITTING)
+
+
 async def test_recent_is_newest_first_for_a_guild_or_a_member(storage: Storage) -> None:
     mine = await create(storage, 3)
     theirs = await create(storage, 2, user_id=OTHER_USER)

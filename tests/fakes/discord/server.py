@@ -225,8 +225,8 @@ class DiscordDouble:
     sharding: ``recommended_shards`` (what ``GET /gateway/bot`` says), ``required_shards``
     (fewer close 4011, "Sharding required", as Discord does past 2,500 guilds per shard) and
     ``max_concurrency``; each shard's session gets only its guilds' events;
-    per guild: ``set_premium_tier`` and ``set_upload_limit``; scripted faults: ``fail``;
-    scripted slowness: ``hold``.
+    per guild: ``set_premium_tier``, ``set_upload_limit``, ``refuse_uploads_over``; scripted
+    faults: ``fail``; scripted slowness: ``hold``.
     """
 
     def __init__(
@@ -443,8 +443,14 @@ class DiscordDouble:
         await self.gateway.dispatch("GUILD_UPDATE", payloads.guild(guild))
 
     def set_upload_limit(self, limit: int | None, guild_id: int = GUILD_ID) -> None:
-        """Override a guild's per-attachment upload limit in bytes (``None``: by tier)."""
+        """Override a guild's per-attachment upload limit in bytes (``None``: by tier); the
+        interactions advertise it as ``attachment_size_limit``."""
         self.world.guilds[guild_id].upload_limit_override = limit
+
+    def refuse_uploads_over(self, limit: int | None, guild_id: int = GUILD_ID) -> None:
+        """Refuse (413) uploads over ``limit`` bytes while still advertising the guild's
+        usual limit: Discord changing its mind between the interaction and the post."""
+        self.world.guilds[guild_id].refused_over = limit
 
     def expire_interactions(self) -> None:
         """Invalidate every interaction token issued so far."""
@@ -1254,7 +1260,9 @@ class DiscordDouble:
 
     def _check_uploads(self, files: list[_Upload], guild_id: int | None) -> None:
         limit = (
-            self.world.guilds[guild_id].upload_limit if guild_id in self.world.guilds else 10 * MiB
+            self.world.guilds[guild_id].enforced_upload_limit
+            if guild_id in self.world.guilds
+            else 10 * MiB
         )
         for f in files:
             if len(f.data) > limit:

@@ -112,6 +112,8 @@ class Guild:
     owner_id: int
     premium_tier: int = 0
     upload_limit_override: int | None = None
+    refused_over: int | None = None
+    """Uploads over this many bytes are refused (413) whatever the advertised limit says."""
     locale: str = "en-US"
     roles: dict[int, Role] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
@@ -123,6 +125,13 @@ class Guild:
         if self.upload_limit_override is not None:
             return self.upload_limit_override
         return TIER_UPLOAD_LIMITS.get(self.premium_tier, 10 * MiB)
+
+    @property
+    def enforced_upload_limit(self) -> int:
+        """What an upload may really weigh: the advertised limit, or less where scripted."""
+        if self.refused_over is not None:
+            return min(self.refused_over, self.upload_limit)
+        return self.upload_limit
 
     def permissions_of(self, user_id: int) -> int:
         """Guild-level permissions of a member (no channel overwrites are modelled)."""
